@@ -1,0 +1,1 @@
+"""GazeLabel model library."""

@@ -1,0 +1,55 @@
+"""A CaseSource: the cases of one dataset with their splits, whatever the on-disk format."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from models.schema import Case
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file is malformed; the message names the file, the row and the problem."""
+
+
+def hash_split(case_id: str, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> str:
+    """Deterministic train/val/test assignment from the id alone (stable across machines and runs)."""
+    u = int(hashlib.sha1(case_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+@dataclass
+class CaseSource:
+    """Cases read from one dataset.
+
+    Attributes:
+        name: dataset name ("phantom", "reflacx", "egd-cxr", "mimic-eye", "iu-xray").
+        cases: one Case per image (or per reading); ``case.image.path`` is absolute, or "" when the dataset
+            ships no pixels (IU X-ray reports).
+        splits: split name -> case ids. Cases missing from every split count as "train".
+        synthetic: True for generated data; outputs derived from it must say so.
+    """
+
+    name: str
+    cases: list[Case]
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    synthetic: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def by_id(self) -> dict[str, Case]:
+        return {c.id: c for c in self.cases}
+
+    def split(self, name: str) -> list[Case]:
+        """Cases of one split; without explicit splits, a deterministic hash split of the ids."""
+        if self.splits:
+            ids = set(self.splits.get(name, []))
+            if name == "train":
+                listed = {i for v in self.splits.values() for i in v}
+                return [c for c in self.cases if c.id in ids or c.id not in listed]
+            return [c for c in self.cases if c.id in ids]
+        return [c for c in self.cases if hash_split(c.id) == name]

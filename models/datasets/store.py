@@ -1,0 +1,133 @@
+"""The case store: a MONAI Label local-datastore folder with a case JSON beside every image.
+
+Layout::
+
+    <root>/<id>.png | <id>.dcm        images (what MONAI Label lists as studies)
+    <root>/cases/<id>.json            the dataset record (ground truth or import), a Case
+    <root>/labels/final/<id>.json     the annotator's label, a Case (written by MONAI Label's PUT /datastore/label)
+    <root>/dataset.json               {"name", "synthetic", "splits": {"train": [...], "val": [...], "test": [...]}}
+
+An annotator's label supersedes the dataset record of the same image: they are the same kind of record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.datasets.base import CaseSource, DatasetError
+from models.imaging import LoadedImage, read_image, write_dicom, write_png
+from models.schema import Case, CaseError, load_case, save_case
+
+IMAGE_SUFFIXES = (".png", ".dcm", ".jpg", ".jpeg", ".nii.gz", ".nii")
+MANIFEST = "dataset.json"
+
+
+def _image_id(path: Path) -> str | None:
+    name = path.name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+class CaseStore:
+    """Read and write a case store folder (see module docstring)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def manifest(self) -> dict:
+        path = self.root / MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}: not valid JSON ({e})") from None
+
+    def image_paths(self) -> dict[str, Path]:
+        """Image id -> path, for every image file at the top level of the store."""
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: not a folder")
+        out = {}
+        for p in sorted(self.root.iterdir()):
+            if p.is_file():
+                image_id = _image_id(p)
+                if image_id is not None:
+                    out.setdefault(image_id, p)
+        return out
+
+    def ids(self) -> list[str]:
+        return list(self.image_paths())
+
+    def record_path(self, image_id: str) -> Path:
+        return self.root / "cases" / f"{image_id}.json"
+
+    def label_path(self, image_id: str, tag: str = "final") -> Path:
+        return self.root / "labels" / tag / f"{image_id}.json"
+
+    def has_label(self, image_id: str, tag: str = "final") -> bool:
+        return self.label_path(image_id, tag).exists()
+
+    def case(self, image_id: str, *, prefer_label: bool = True) -> Case:
+        """The annotator's label if there is one (and ``prefer_label``), else the dataset record, else an
+        empty case for the image. ``case.image.path`` is set to the image's absolute path."""
+        paths = self.image_paths()
+        if image_id not in paths:
+            raise DatasetError(f"{self.root}: no image with id {image_id!r}")
+        candidates = ([self.label_path(image_id)] if prefer_label else []) + [self.record_path(image_id)]
+        case = None
+        for p in candidates:
+            if p.exists():
+                case = load_case(p)
+                break
+        if case is None:
+            case = Case(id=image_id)
+        case.image.path = str(paths[image_id].resolve())
+        if self.manifest.get("synthetic"):
+            case.image.synthetic = True
+        return case
+
+    def load_image(self, image_id: str) -> LoadedImage:
+        return read_image(self.image_paths()[image_id])
+
+    def source(self) -> CaseSource:
+        """All cases as a :class:`CaseSource`; unreadable case files are reported, not fatal."""
+        man = self.manifest
+        cases, warnings = [], []
+        for image_id in self.ids():
+            try:
+                cases.append(self.case(image_id))
+            except CaseError as e:
+                warnings.append(str(e))
+        return CaseSource(man.get("name", self.root.name), cases, man.get("splits", {}), bool(man.get("synthetic")), warnings)
+
+    # ------------------------------------------------------------------ writing
+    def write_manifest(self, **fields) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        man = {**self.manifest, **fields}
+        path = self.root / MANIFEST
+        path.write_text(json.dumps(man, indent=1))
+        return path
+
+    def add(self, case: Case, array: np.ndarray, *, fmt: str = "png", dicom_kwargs: dict | None = None) -> Path:
+        """Write an image (``(H, W)`` in [0, 1]) and its record; sets ``case.image`` path and size."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if fmt == "png":
+            path = write_png(array, self.root / f"{case.id}.png", bits=16 if array.dtype != np.uint8 else 8)
+        elif fmt == "dcm":
+            path = write_dicom(array, self.root / f"{case.id}.dcm", **(dicom_kwargs or {}))
+        else:
+            raise ValueError(f"fmt must be 'png' or 'dcm', got {fmt!r}")
+        case.image.path = path.name
+        case.image.height, case.image.width = int(array.shape[0]), int(array.shape[1])
+        save_case(case, self.record_path(case.id))
+        return path
+
+    def save_label(self, case: Case, tag: str = "final") -> Path:
+        return save_case(case, self.label_path(case.id, tag))

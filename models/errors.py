@@ -1,0 +1,8 @@
+"""The exceptions that mean "bad input", shown to a user as one clear line instead of a traceback."""
+
+from models.datasets.base import DatasetError
+from models.imaging import ImageError
+from models.runtime import CheckpointError
+from models.schema import CaseError
+
+USER_ERRORS = (ImageError, CaseError, DatasetError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError)

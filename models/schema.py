@@ -1,0 +1,345 @@
+"""The one record every layer shares: a Case.
+
+A dataset record, a model's prediction and an annotator's label are all a Case (schema ``gazelabel.case/1``).
+Coordinates are original-image pixels (x = column, y = row, continuous: pixel ``i`` spans ``[i, i+1)``);
+times are seconds. ``findings`` uses the CheXpert convention: 1 positive, 0 negative, -1 uncertain, absent =
+not mentioned. Heatmaps travel as images beside the JSON, never inside it.
+
+``Case.from_dict`` validates and raises :class:`CaseError` naming the field and the problem, so a bad label
+upload becomes an HTTP 4xx or a CLI error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.vocab import FINDINGS, LABEL_VALUES, REGION_NAMES, canonical_finding
+
+SCHEMA = "gazelabel.case/1"
+# Points may sit this far outside the image (eye-tracker noise at the border) before they are an error.
+EDGE_TOLERANCE_PX = 0.5
+
+
+class CaseError(ValueError):
+    """A case (or part of one) is malformed; the message names the field, e.g. ``fixations[3].duration``."""
+
+
+def _number(value: Any, where: str, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise CaseError(f"{where}: expected a number, got {value!r}") from None
+    value = float(value)
+    if not math.isfinite(value):
+        raise CaseError(f"{where}: must be a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise CaseError(f"{where}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise CaseError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+@dataclass
+class ImageRef:
+    """Where the pixels are and how big they are (original pixels)."""
+
+    path: str = ""
+    width: int = 0
+    height: int = 0
+    spacing_mm: tuple[float, float] | None = None  # (row, column) spacing, as DICOM PixelSpacing
+    view: str | None = None  # PA, AP, LATERAL ...
+    synthetic: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "image") -> "ImageRef":
+        d = _mapping(d, where)
+        width = int(_number(d.get("width", 0), f"{where}.width", minimum=0))
+        height = int(_number(d.get("height", 0), f"{where}.height", minimum=0))
+        spacing = d.get("spacing_mm")
+        if spacing is not None:
+            if not isinstance(spacing, (list, tuple)) or len(spacing) != 2:
+                raise CaseError(f"{where}.spacing_mm: expected [row, column] in mm, got {spacing!r}")
+            spacing = tuple(_number(s, f"{where}.spacing_mm", minimum=0) for s in spacing)
+        return cls(str(d.get("path", "")), width, height, spacing, d.get("view"), bool(d.get("synthetic", False)))
+
+
+@dataclass
+class Fixation:
+    """One fixation: position in original pixels, start time and duration in seconds."""
+
+    x: float
+    y: float
+    t: float = 0.0
+    duration: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "fixation") -> "Fixation":
+        d = _mapping(d, where)
+        for key in ("x", "y"):
+            if key not in d:
+                raise CaseError(f"{where}: missing '{key}'")
+        return cls(
+            _number(d["x"], f"{where}.x"),
+            _number(d["y"], f"{where}.y"),
+            _number(d.get("t", 0.0), f"{where}.t", minimum=0.0),
+            _number(d.get("duration", 0.0), f"{where}.duration", minimum=0.0),
+        )
+
+
+@dataclass
+class Box:
+    """A finding's box in original pixels; ``region`` is a name from ``models.vocab.REGIONS``."""
+
+    finding: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    region: str | None = None
+    score: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "box") -> "Box":
+        d = _mapping(d, where)
+        try:
+            finding = canonical_finding(d.get("finding", ""))
+        except KeyError as e:
+            raise CaseError(f"{where}.finding: {e.args[0]}") from None
+        x1, y1, x2, y2 = (_number(d.get(k), f"{where}.{k}") for k in ("x1", "y1", "x2", "y2"))
+        if x2 <= x1 or y2 <= y1:
+            raise CaseError(f"{where}: needs x1 < x2 and y1 < y2, got ({x1}, {y1}, {x2}, {y2})")
+        region = d.get("region")
+        if region is not None and region not in REGION_NAMES:
+            raise CaseError(f"{where}.region: unknown region {region!r}")
+        score = d.get("score")
+        return cls(finding, x1, y1, x2, y2, region, None if score is None else _number(score, f"{where}.score"))
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return self.x1, self.y1, self.x2, self.y2
+
+
+@dataclass
+class Evidence:
+    """Links one report sentence to what supports it."""
+
+    sentence: int
+    finding: str | None = None
+    region: str | None = None
+    box: int | None = None  # index into Case.boxes
+    fixations: list[int] = field(default_factory=list)  # indices into Case.fixations
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "evidence") -> "Evidence":
+        d = _mapping(d, where)
+        finding = d.get("finding")
+        if finding is not None:
+            try:
+                finding = canonical_finding(finding)
+            except KeyError as e:
+                raise CaseError(f"{where}.finding: {e.args[0]}") from None
+        box = d.get("box")
+        fix = d.get("fixations") or []
+        if not isinstance(fix, list):
+            raise CaseError(f"{where}.fixations: expected a list of indices")
+        return cls(
+            int(_number(d.get("sentence", 0), f"{where}.sentence", minimum=0)),
+            finding,
+            d.get("region"),
+            None if box is None else int(_number(box, f"{where}.box", minimum=0)),
+            [int(_number(i, f"{where}.fixations", minimum=0)) for i in fix],
+        )
+
+
+@dataclass
+class Report:
+    findings: str = ""
+    impression: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """FINDINGS then IMPRESSION, as one string."""
+        return " ".join(s for s in (self.findings.strip(), self.impression.strip()) if s)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "report") -> "Report":
+        if isinstance(d, str):  # a bare string is the findings section
+            return cls(findings=d)
+        d = _mapping(d, where)
+        ev = d.get("evidence") or []
+        if not isinstance(ev, list):
+            raise CaseError(f"{where}.evidence: expected a list")
+        return cls(
+            str(d.get("findings") or ""),
+            str(d.get("impression") or ""),
+            [Evidence.from_dict(e, f"{where}.evidence[{i}]") for i, e in enumerate(ev)],
+        )
+
+
+@dataclass
+class Source:
+    dataset: str | None = None
+    ref: str | None = None
+    model: str | None = None
+
+
+@dataclass
+class Case:
+    """Image, fixations, boxes, findings and report of one chest radiograph."""
+
+    id: str
+    image: ImageRef = field(default_factory=ImageRef)
+    findings: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    boxes: list[Box] = field(default_factory=list)
+    fixations: list[Fixation] = field(default_factory=list)
+    readers: dict[str, list[Fixation]] = field(default_factory=dict)
+    report: Report | None = None
+    coverage: dict[str, list[str]] = field(default_factory=dict)
+    source: Source = field(default_factory=Source)
+    extra: dict[str, Any] = field(default_factory=dict)  # dataset-specific fields kept verbatim
+
+    # ---------------------------------------------------------------- conversion
+    def to_dict(self) -> dict:
+        d = {"schema": SCHEMA, **asdict(self)}
+        if d["image"]["spacing_mm"] is not None:
+            d["image"]["spacing_mm"] = list(d["image"]["spacing_mm"])
+        if not d["extra"]:
+            d.pop("extra")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Case":
+        """Build and validate a case; raises :class:`CaseError` with the offending field."""
+        d = _mapping(d, "case")
+        schema = d.get("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise CaseError(f"schema: expected {SCHEMA!r}, got {schema!r}")
+        case_id = d.get("id")
+        if not isinstance(case_id, str) or not case_id.strip():
+            raise CaseError("id: a non-empty string is required")
+        image = ImageRef.from_dict(d.get("image") or {})
+
+        findings = {}
+        for name, value in _mapping(d.get("findings") or {}, "findings").items():
+            try:
+                canon = canonical_finding(name)
+            except KeyError as e:
+                raise CaseError(f"findings: {e.args[0]}") from None
+            if value is None:
+                continue
+            v = _number(value, f"findings[{name!r}]")
+            if v not in LABEL_VALUES:
+                raise CaseError(f"findings[{name!r}]: must be 1 (positive), 0 (negative) or -1 (uncertain), got {value!r}")
+            findings[canon] = int(v)
+
+        scores = {}
+        for name, value in _mapping(d.get("scores") or {}, "scores").items():
+            try:
+                canon = canonical_finding(name)
+            except KeyError as e:
+                raise CaseError(f"scores: {e.args[0]}") from None
+            s = _number(value, f"scores[{name!r}]")
+            if not 0.0 <= s <= 1.0:
+                raise CaseError(f"scores[{name!r}]: a probability in [0, 1] is required, got {s}")
+            scores[canon] = s
+
+        def fixation_list(items: Any, where: str) -> list[Fixation]:
+            if not isinstance(items, list):
+                raise CaseError(f"{where}: expected a list")
+            return [Fixation.from_dict(f, f"{where}[{i}]") for i, f in enumerate(items)]
+
+        boxes = d.get("boxes") or []
+        if not isinstance(boxes, list):
+            raise CaseError("boxes: expected a list")
+        readers = {str(k): fixation_list(v, f"readers[{k!r}]") for k, v in _mapping(d.get("readers") or {}, "readers").items()}
+        report = d.get("report")
+        coverage = _mapping(d.get("coverage") or {}, "coverage")
+        src = _mapping(d.get("source") or {}, "source")
+        case = cls(
+            id=case_id,
+            image=image,
+            findings=findings,
+            scores=scores,
+            boxes=[Box.from_dict(b, f"boxes[{i}]") for i, b in enumerate(boxes)],
+            fixations=fixation_list(d.get("fixations") or [], "fixations"),
+            readers=readers,
+            report=None if report is None else Report.from_dict(report),
+            coverage={str(k): [str(r) for r in v] for k, v in coverage.items()},
+            source=Source(src.get("dataset"), src.get("ref"), src.get("model")),
+            extra=dict(d.get("extra") or {}),
+        )
+        case.validate()
+        return case
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> "Case":
+        """Check points lie inside the image and cross-references resolve; returns self."""
+        w, h = self.image.width, self.image.height
+        if w and h:
+            def inside(x: float, y: float, where: str) -> None:
+                if not (-EDGE_TOLERANCE_PX <= x <= w + EDGE_TOLERANCE_PX and -EDGE_TOLERANCE_PX <= y <= h + EDGE_TOLERANCE_PX):
+                    raise CaseError(f"{where}: point ({x:.1f}, {y:.1f}) lies outside the {w}x{h} image")
+
+            for i, f in enumerate(self.fixations):
+                inside(f.x, f.y, f"fixations[{i}]")
+            for reader, fixes in self.readers.items():
+                for i, f in enumerate(fixes):
+                    inside(f.x, f.y, f"readers[{reader!r}][{i}]")
+            for i, b in enumerate(self.boxes):
+                inside(b.x1, b.y1, f"boxes[{i}] (x1, y1)")
+                inside(b.x2, b.y2, f"boxes[{i}] (x2, y2)")
+        if self.report is not None:
+            for i, e in enumerate(self.report.evidence):
+                if e.box is not None and e.box >= len(self.boxes):
+                    raise CaseError(f"report.evidence[{i}].box: index {e.box} but the case has {len(self.boxes)} boxes")
+                bad = [j for j in e.fixations if j >= len(self.fixations)]
+                if bad:
+                    raise CaseError(f"report.evidence[{i}].fixations: index {bad[0]} but the case has {len(self.fixations)} fixations")
+        return self
+
+    # ---------------------------------------------------------------- helpers
+    def label_vector(self, uncertain_as: float = 1.0) -> tuple[list[float], list[float]]:
+        """Targets and mask over ``FINDINGS`` (mask 0 = not mentioned): ``([14], [14])``."""
+        target, mask = [0.0] * len(FINDINGS), [0.0] * len(FINDINGS)
+        for i, name in enumerate(FINDINGS):
+            if name in self.findings:
+                v = self.findings[name]
+                target[i] = uncertain_as if v == -1 else float(v)
+                mask[i] = 1.0
+        return target, mask
+
+    def positive_findings(self) -> list[str]:
+        return [f for f in FINDINGS if self.findings.get(f) == 1]
+
+
+def load_case(path: str | Path) -> Case:
+    """Read a case JSON file; CaseError names the file and the field on failure."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CaseError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CaseError(f"{path}: not valid JSON ({e})") from None
+    try:
+        return Case.from_dict(data)
+    except CaseError as e:
+        raise CaseError(f"{path}: {e}") from None
+
+
+def save_case(case: Case, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(case.to_dict(), indent=1))
+    return path
