@@ -1,0 +1,1 @@
+"""Evaluation metrics: classification (AUC, F1, bootstrap CIs) and saliency (attention vs gaze)."""
