@@ -1,0 +1,130 @@
+"""Turn an :class:`~models.datasets.phantom.anatomy.Anatomy` into density layers and compose the radiograph.
+
+The image is a sum of layers (soft tissue, mediastinum, heart, bones, vessels) minus lung air, then an
+exposure curve and quantum noise. Findings (``findings.py``) edit the layers between the two steps: they add
+density (opacities, fluid, devices), remove lung markings (pneumothorax) or change the geometry first
+(cardiomegaly, volume loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.datasets.phantom.anatomy import (
+    Anatomy,
+    Canvas,
+    body_layer,
+    heart_mask,
+    lung_masks,
+    mediastinum_mask,
+    rib_paths,
+)
+
+
+@dataclass
+class Layers:
+    """Density layers of one image, each ``(H, W)`` float32 (lungs ``(2, H, W)``, soft masks in [0, 1])."""
+
+    body: np.ndarray
+    lungs: np.ndarray  # soft air masks, right and left, heart and mediastinum already cut out
+    heart: np.ndarray
+    mediastinum: np.ndarray
+    bones: np.ndarray
+    vessels: np.ndarray
+    density: np.ndarray  # findings add here (fluid, opacity, devices)
+    lucency: np.ndarray  # findings add here (extra air: pneumothorax, bronchograms)
+    ribs_posterior: list
+    ribs_anterior: list
+
+
+def vessel_tree(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> np.ndarray:
+    """Lung markings: tapering branches from each hilum towards the periphery."""
+    segments, widths, values = [], [], []
+    for side, sign in ((0, -1), (1, 1)):
+        hilum = (0.5 + sign * 0.095, rng.uniform(0.40, 0.45))
+        for _ in range(9):
+            angle = rng.uniform(-1.25, 1.35)  # radians from horizontal, downward positive
+            _branch(hilum, sign, angle, 0.010, 0.11, 0, rng, segments, widths, values)
+    layer = canvas.lines(segments, widths, values)
+    return canvas.blur(layer, 0.0025)
+
+
+def _branch(start, sign, angle, width, length, depth, rng, segments, widths, values) -> None:
+    steps = 4
+    pts = [start]
+    u, v = start
+    for _ in range(steps):
+        angle += rng.normal(0, 0.12)
+        u += sign * np.cos(angle) * length / steps
+        v += np.sin(angle) * length / steps
+        pts.append((u, v))
+    segments.append(pts)
+    widths.append(width)
+    values.append(0.6 + 0.4 * (width / 0.010))
+    if depth < 3 and width > 0.003:
+        for turn in (-0.45, 0.45):
+            if rng.random() < 0.85:
+                _branch(pts[-1], sign, angle + turn + rng.normal(0, 0.15), width * 0.7, length * 0.75, depth + 1, rng, segments, widths, values)
+
+
+def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layers:
+    """All layers of a normal chest for this anatomy."""
+    body = body_layer(canvas, a)
+    heart = heart_mask(canvas, a)
+    mediastinum = mediastinum_mask(canvas, a, widen=float(a.extra.get("mediastinum_widen", 1.0)))
+    lungs = lung_masks(canvas, a)
+    cut = np.clip(1 - 0.85 * heart - mediastinum, 0, 1)
+    lungs = np.stack([canvas.blur(m, 0.004) * cut for m in lungs])
+
+    posterior, anterior = rib_paths(a)
+    rib_w = 0.026
+    ribs = canvas.lines(posterior, [rib_w] * len(posterior), [0.10] * len(posterior))
+    # Cortical margins: brighter upper and lower edges of each posterior rib.
+    edges = []
+    for path in posterior:
+        edges.append([(u, v - rib_w * 0.42) for u, v in path])
+        edges.append([(u, v + rib_w * 0.42) for u, v in path])
+    ribs = np.maximum(ribs, canvas.lines(edges, [0.005] * len(edges), [0.16] * len(edges)))
+    ribs += canvas.lines(anterior, [0.02] * len(anterior), [0.05] * len(anterior))
+    clav_v = a.clavicle_v
+    clavicles = [
+        [(0.45, clav_v + 0.03), (0.36, clav_v + 0.01), (0.26, clav_v - 0.005), (0.12, clav_v - 0.035)],
+        [(0.55, clav_v + 0.03), (0.64, clav_v + 0.01), (0.74, clav_v - 0.005), (0.88, clav_v - 0.035)],
+    ]
+    ribs = np.maximum(ribs, canvas.lines(clavicles, [0.032, 0.032], [0.2, 0.2]))
+    ribs *= body > 0.5
+    spine = np.clip((0.045 - np.abs(canvas.u - 0.5)) / 0.006, 0, 1) * np.ones_like(canvas.v)
+    vertebrae = 0.75 + 0.25 * np.cos(2 * np.pi * (canvas.v - a.rib_start_v) / (a.rib_spacing_v * 0.9)) ** 8
+    bones = 0.6 * canvas.blur(ribs, 0.002) + 0.08 * spine * vertebrae
+
+    vessels = vessel_tree(canvas, a, rng) * 0.08
+    hila = sum(canvas.ellipse(0.5 + s * 0.1, 0.43, 0.035, 0.05, soft=1.0) for s in (-1, 1))
+    vessels = vessels + 0.06 * hila
+    zeros = np.zeros((canvas.size, canvas.size), np.float32)
+    return Layers(body, lungs, heart, mediastinum, bones.astype(np.float32), vessels.astype(np.float32),
+                  zeros.copy(), zeros.copy(), posterior, anterior)
+
+
+def compose(layers: Layers, a: Anatomy, canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Sum the layers into a ``(H, W)`` float32 image in [0, 1], bone bright."""
+    air = layers.lungs.sum(0)
+    gastric = canvas.ellipse(a.dome_u[1] - 0.05, a.dome_v[1] + 0.07, 0.07, 0.04, soft=0.5) * (layers.body > 0.5)
+    density = (
+        a.body_density * layers.body
+        + 0.14 * layers.heart * (1 - 0.5 * layers.mediastinum)
+        + 0.16 * layers.mediastinum
+        + layers.bones
+        + layers.vessels * air
+        + layers.density
+        - a.lung_air * air
+        - layers.lucency
+        - 0.12 * gastric
+    )
+    # Low-frequency exposure variation, then the film curve and quantum noise.
+    yy, xx = np.mgrid[0 : canvas.size, 0 : canvas.size].astype(np.float32) / canvas.size
+    tilt = rng.uniform(-0.04, 0.04) * (xx - 0.5) + rng.uniform(-0.04, 0.04) * (yy - 0.5)
+    img = np.clip(density + 0.04 + tilt * (layers.body > 0.1), 0, 1) ** a.gamma
+    img = img + rng.normal(0, a.noise_sd, img.shape).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
