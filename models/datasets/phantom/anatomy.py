@@ -102,7 +102,7 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
         apex_u=(rng.uniform(0.25, 0.29), 1 - rng.uniform(0.25, 0.29)),
         lateral_u=(lat, 1 - lat + rng.uniform(-0.01, 0.01)),
         medial_u=(rng.uniform(0.44, 0.46), 1 - rng.uniform(0.44, 0.46)),
-        cp_v=(rng.uniform(0.85, 0.88), rng.uniform(0.86, 0.89)),
+        cp_v=(dome_r + rng.uniform(0.09, 0.12), dome_r + rng.uniform(0.11, 0.14)),
         dome_v=(dome_r, dome_r + rng.uniform(0.01, 0.035)),
         dome_u=(rng.uniform(0.24, 0.30), 1 - rng.uniform(0.24, 0.30)),
         heart_right_u=heart_right,
@@ -110,12 +110,12 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
         heart_top_v=rng.uniform(0.50, 0.54),
         heart_bottom_v=dome_r + rng.uniform(0.04, 0.07),
         mediastinum_half_width=rng.uniform(0.06, 0.075),
-        aortic_knob=(rng.uniform(0.57, 0.60), rng.uniform(0.25, 0.29), rng.uniform(0.03, 0.04)),
+        aortic_knob=(rng.uniform(0.565, 0.58), rng.uniform(0.25, 0.29), rng.uniform(0.03, 0.038)),
         rib_start_v=rng.uniform(0.06, 0.09),
         rib_spacing_v=rng.uniform(0.068, 0.078),
         rib_tilt=rng.uniform(0.08, 0.13),
         clavicle_v=rng.uniform(0.09, 0.13),
-        body_density=rng.uniform(0.52, 0.58),
+        body_density=rng.uniform(0.49, 0.55),
         lung_air=rng.uniform(0.36, 0.44),
         gamma=rng.uniform(0.85, 1.15),
         noise_sd=rng.uniform(0.006, 0.014),
@@ -163,8 +163,8 @@ def lung_masks(canvas: Canvas, a: Anatomy) -> np.ndarray:
         lat = a.lateral_u[0] if side == 0 else 1 - a.lateral_u[1]
         med = a.medial_u[0] if side == 0 else 1 - a.medial_u[1]
         t = np.clip((canvas.v - a.apex_v[side]) / (a.cp_v[side] - a.apex_v[side]), 0, 1)
-        lateral = apex_u - (apex_u - lat) * t**0.38
-        medial = apex_u + (med - apex_u) * t**0.45
+        lateral = apex_u - (apex_u - lat) * t**0.32
+        medial = apex_u + (med - apex_u) * t**0.4
         dome_u = a.dome_u[0] if side == 0 else 1 - a.dome_u[1]
         c = (a.cp_v[side] - a.dome_v[side]) / (lat - dome_u) ** 2
         diaphragm = a.dome_v[side] + c * (u - dome_u) ** 2
@@ -185,10 +185,12 @@ def heart_mask(canvas: Canvas, a: Anatomy) -> np.ndarray:
 
 def mediastinum_mask(canvas: Canvas, a: Anatomy, widen: float = 1.0) -> np.ndarray:
     """Superior mediastinum (a band around the midline above the heart) with the aortic knob."""
-    half = a.mediastinum_half_width * widen * (0.85 + 0.3 * np.clip(canvas.v / max(a.heart_top_v, 1e-3), 0, 1))
-    band = np.clip((half - np.abs(canvas.u - 0.5)) / 0.01 + 0.5, 0, 1) * (canvas.v < a.heart_top_v + 0.08)
+    # A wide mediastinum is widest at the aortic level and narrows to normal where it meets the heart.
+    widening = 1 + (widen - 1) * np.clip((a.heart_top_v + 0.02 - canvas.v) / 0.12, 0, 1)
+    half = a.mediastinum_half_width * widening * (0.85 + 0.3 * np.clip(canvas.v / max(a.heart_top_v, 1e-3), 0, 1))
+    band = np.clip((half - np.abs(canvas.u - 0.5)) / 0.01 + 0.5, 0, 1) * np.clip((a.heart_top_v + 0.12 - canvas.v) / 0.06, 0, 1)
     ku, kv, kr = a.aortic_knob
-    knob = canvas.ellipse(0.5 + (ku - 0.5) * (0.7 + 0.3 * widen), kv, kr, kr * 1.1)
+    knob = canvas.ellipse(0.5 + (ku - 0.5) * widen, kv, kr, kr * 1.3)
     return np.maximum(band, knob).astype(np.float32)
 
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from models.datasets.base import DatasetError
 from models.datasets.phantom.anatomy import Canvas, sample_anatomy
 from models.datasets.phantom.findings import Drawn, apply_geometry, draw_findings
-from models.datasets.phantom.plan import OPACITY_CHILDREN, chexpert_values, sample_plan
+from models.datasets.phantom.plan import BOTH, OPACITY_CHILDREN, Planned, chexpert_values, sample_plan
 from models.datasets.phantom.radiograph import compose, render_normal
 from models.datasets.phantom.reader import simulate_readers
 from models.datasets.phantom.reports import write_report
@@ -24,6 +24,9 @@ from models.vocab import REGION_NAMES, canonical_finding, regions_at
 
 DATASET_NAME = "gazelabel-phantom (SYNTHETIC)"
 SPLIT_NAMES = ("train", "val", "test")
+# Findings the phantom can draw (everything but "No Finding", which is the absence of the others).
+DRAWABLE = ("Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity", "Edema", "Consolidation",
+            "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices")
 # Spurious marker: present with this chance when the finding is positive / negative (train and val);
 # in test it is present half of the time whatever the label (the shortcut test set).
 MARKER_IF_POSITIVE, MARKER_IF_NEGATIVE, MARKER_TEST = 0.9, 0.1, 0.5
@@ -64,25 +67,47 @@ def _opacity_copies(drawn: list[Drawn], values: dict[str, int]) -> list[Drawn]:
     return out
 
 
+def forced_plan(forced: dict[str, int], rng: np.random.Generator) -> dict[str, Planned]:
+    """A plan with exactly the given findings (value 1 or -1), random side and severity."""
+    plan = {}
+    for name, value in forced.items():
+        name = canonical_finding(name)
+        if name not in DRAWABLE:
+            raise ValueError(f"forced: {name!r} cannot be drawn; choose from {', '.join(DRAWABLE)}")
+        if value not in (1, -1):
+            raise ValueError(f"forced[{name!r}]: expected 1 or -1, got {value!r}")
+        side = BOTH if name in ("Cardiomegaly", "Enlarged Cardiomediastinum", "Edema", "Support Devices") else int(rng.integers(0, 2))
+        severity = rng.uniform(0.15, 0.35) if value == -1 else rng.uniform(0.5, 1.0)
+        plan[name] = Planned(name, value, side, float(severity))
+    if "Pneumonia" in plan and "Consolidation" not in plan:
+        plan["Consolidation"] = Planned("Consolidation", plan["Pneumonia"].value, plan["Pneumonia"].side, plan["Pneumonia"].severity)
+    return plan
+
+
 def generate_case(seed: int, index: int, *, size: int = 512, readers: int = 3, split: str = "train",
-                  spurious_marker: str | None = None) -> tuple[Case, np.ndarray]:
+                  spurious_marker: str | None = None, forced: dict[str, int] | None = None) -> tuple[Case, np.ndarray]:
     """One phantom image and its case record (image path not yet set).
+
+    Args:
+        forced: draw exactly these findings (name -> 1 or -1) instead of sampling a clinical scenario.
 
     Returns:
         (case, image) with image ``(size, size)`` float32 in [0, 1], bone bright.
     """
-    rng = np.random.default_rng([int(seed), int(index)])
-    plan = sample_plan(rng)
-    anatomy = sample_anatomy(rng, size)
-    apply_geometry(anatomy, plan, rng)
+    # Independent streams, so forcing a finding leaves the anatomy, texture and noise of the image unchanged.
+    plan_rng, anatomy_rng, texture_rng, finding_rng, noise_rng, text_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), int(index)]).spawn(6))
+    plan = sample_plan(plan_rng) if forced is None else forced_plan(forced, plan_rng)
+    anatomy = sample_anatomy(anatomy_rng, size)
+    apply_geometry(anatomy, plan, finding_rng)
     canvas = Canvas(anatomy)
-    layers = render_normal(canvas, anatomy, rng)
-    drawn = draw_findings(canvas, anatomy, layers, plan, rng)
+    layers = render_normal(canvas, anatomy, texture_rng)
+    drawn = draw_findings(canvas, anatomy, layers, plan, finding_rng)
     # A planned finding that could not be placed is not in the image, so it is not in the labels either.
     drawn_names = {d.name for d in drawn}
-    plan = {k: p for k, p in plan.items() if k in drawn_names or k == "Pneumonia" and "Consolidation" in drawn_names}
+    plan = {k: p for k, p in plan.items() if k in drawn_names}
     values = chexpert_values(plan)
-    image = compose(layers, anatomy, canvas, rng)
+    image = compose(layers, anatomy, canvas, noise_rng)
 
     extra: dict = {"chest_box": [round(float(b), 1) for b in anatomy.chest_box_pixels()], "ctr": round(anatomy.ctr, 3)}
     if spurious_marker:
@@ -97,7 +122,7 @@ def generate_case(seed: int, index: int, *, size: int = 512, readers: int = 3, s
 
     all_drawn = drawn + _opacity_copies(drawn, values)
     boxes = [Box(d.name, *d.box, region=d.region) for d in all_drawn]
-    findings_st, impression_st = write_report(values, drawn, rng)
+    findings_st, impression_st = write_report(values, drawn, text_rng)
 
     view = "AP" if any(d.name == "Support Devices" and d.details.get("device") != "pacemaker" for d in drawn) else "PA"
     case = Case(

@@ -77,48 +77,69 @@ def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layer
     lungs = lung_masks(canvas, a)
     cut = np.clip(1 - 0.85 * heart - mediastinum, 0, 1)
     lungs = np.stack([canvas.blur(m, 0.004) * cut for m in lungs])
+    air = lungs.sum(0)
 
     posterior, anterior = rib_paths(a)
-    rib_w = 0.026
-    ribs = canvas.lines(posterior, [rib_w] * len(posterior), [0.10] * len(posterior))
+    rib_w = 0.024
+    ribs = canvas.lines(posterior, [rib_w] * len(posterior), [0.045] * len(posterior))
     # Cortical margins: brighter upper and lower edges of each posterior rib.
     edges = []
     for path in posterior:
         edges.append([(u, v - rib_w * 0.42) for u, v in path])
         edges.append([(u, v + rib_w * 0.42) for u, v in path])
-    ribs = np.maximum(ribs, canvas.lines(edges, [0.005] * len(edges), [0.16] * len(edges)))
-    ribs += canvas.lines(anterior, [0.02] * len(anterior), [0.05] * len(anterior))
+    ribs = np.maximum(ribs, canvas.lines(edges, [0.0045] * len(edges), [0.085] * len(edges)))
+    ribs += canvas.lines(anterior, [0.02] * len(anterior), [0.025] * len(anterior))
     clav_v = a.clavicle_v
     clavicles = [
-        [(0.45, clav_v + 0.03), (0.36, clav_v + 0.01), (0.26, clav_v - 0.005), (0.12, clav_v - 0.035)],
-        [(0.55, clav_v + 0.03), (0.64, clav_v + 0.01), (0.74, clav_v - 0.005), (0.88, clav_v - 0.035)],
+        [(0.46, clav_v + 0.035), (0.40, clav_v + 0.02), (0.33, clav_v + 0.012), (0.24, clav_v - 0.002), (0.16, clav_v - 0.025), (0.11, clav_v - 0.045)],
+        [(0.54, clav_v + 0.035), (0.60, clav_v + 0.02), (0.67, clav_v + 0.012), (0.76, clav_v - 0.002), (0.84, clav_v - 0.025), (0.89, clav_v - 0.045)],
     ]
-    ribs = np.maximum(ribs, canvas.lines(clavicles, [0.032, 0.032], [0.2, 0.2]))
-    ribs *= body > 0.5
-    spine = np.clip((0.045 - np.abs(canvas.u - 0.5)) / 0.006, 0, 1) * np.ones_like(canvas.v)
-    vertebrae = 0.75 + 0.25 * np.cos(2 * np.pi * (canvas.v - a.rib_start_v) / (a.rib_spacing_v * 0.9)) ** 8
-    bones = 0.6 * canvas.blur(ribs, 0.002) + 0.08 * spine * vertebrae
+    ribs = np.maximum(ribs, canvas.lines(clavicles, [0.024, 0.024], [0.10, 0.10]))
+    # Bone contrast is lower where thick soft tissue (not lung) surrounds it.
+    ribs = canvas.blur(ribs * (body > 0.5), 0.002) * (0.45 + 0.55 * np.clip(air * 1.5, 0, 1))
+    spine = np.clip((0.042 - np.abs(canvas.u - 0.5)) / 0.006, 0, 1) * np.ones_like(canvas.v)
+    vertebrae = 0.7 + 0.3 * np.cos(np.pi * (canvas.v - a.rib_start_v) / (a.rib_spacing_v * 0.9)) ** 8
+    pedicles = sum(canvas.ellipse(0.5 + s * 0.03, 0, 0.008, 1.0, soft=0.6) for s in (-1, 1))  # vertical stripes
+    bones = ribs + 0.05 * spine * vertebrae + 0.02 * pedicles * vertebrae
 
-    vessels = vessel_tree(canvas, a, rng) * 0.08
-    hila = sum(canvas.ellipse(0.5 + s * 0.1, 0.43, 0.035, 0.05, soft=1.0) for s in (-1, 1))
-    vessels = vessels + 0.06 * hila
+    vessels = vessel_tree(canvas, a, rng) * 0.10
+    hila = sum(canvas.ellipse(0.5 + s * 0.1, 0.43, 0.04, 0.06, soft=1.0) for s in (-1, 1))
+    texture = canvas.blur(rng.normal(0, 1, (canvas.size, canvas.size)).astype(np.float32), 0.006)
+    vessels = vessels + 0.07 * hila + 0.06 * texture / (texture.std() + 1e-6) * 0.3
     zeros = np.zeros((canvas.size, canvas.size), np.float32)
     return Layers(body, lungs, heart, mediastinum, bones.astype(np.float32), vessels.astype(np.float32),
                   zeros.copy(), zeros.copy(), posterior, anterior)
 
 
+def airways(canvas: Canvas, a: Anatomy) -> np.ndarray:
+    """Trachea and main bronchi: an air column inside the mediastinum."""
+    carina = (0.5, 0.3)
+    paths = [[(0.5, -0.05), (0.5, 0.15), carina], [carina, (0.45, 0.34), (0.42, 0.38)], [carina, (0.56, 0.34), (0.59, 0.39)]]
+    return canvas.blur(canvas.lines(paths, [0.036, 0.02, 0.02]), 0.004)
+
+
 def compose(layers: Layers, a: Anatomy, canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     """Sum the layers into a ``(H, W)`` float32 image in [0, 1], bone bright."""
     air = layers.lungs.sum(0)
-    gastric = canvas.ellipse(a.dome_u[1] - 0.05, a.dome_v[1] + 0.07, 0.07, 0.04, soft=0.5) * (layers.body > 0.5)
+    inside = layers.body > 0.5
+    gastric = canvas.ellipse(a.dome_u[1] - 0.05, a.dome_v[1] + 0.07, 0.07, 0.04, soft=1.2) * inside
+    right = canvas.u < 0.5
+    below = np.where(right, canvas.v - a.diaphragm_v(0, canvas.u), canvas.v - a.diaphragm_v(1, canvas.u))
+    # The heart sits on the diaphragm: fill the cardiophrenic notch between the domes.
+    notch = (np.abs(canvas.u - 0.5) < 0.14) & (canvas.v > a.heart_bottom_v - 0.04)
+    abdomen = canvas.blur((np.maximum(np.clip(below / 0.02, 0, 1), notch) * inside).astype(np.float32), 0.004)
+    # Lungs are darkest at the apices and laterally, greyer at the bases where more tissue overlaps.
+    air_depth = a.lung_air * (1.08 - 0.22 * np.clip((canvas.v - 0.1) / 0.8, 0, 1))
+    # Heart, mediastinum and the upper abdomen form one continuous water-density shadow.
+    central = np.maximum(0.15 * np.maximum(layers.heart, layers.mediastinum), 0.14 * abdomen)
     density = (
         a.body_density * layers.body
-        + 0.14 * layers.heart * (1 - 0.5 * layers.mediastinum)
-        + 0.16 * layers.mediastinum
+        + central
         + layers.bones
         + layers.vessels * air
         + layers.density
-        - a.lung_air * air
+        - air_depth * air
+        - 0.14 * airways(canvas, a) * layers.mediastinum
         - layers.lucency
         - 0.12 * gastric
     )
