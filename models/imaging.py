@@ -185,8 +185,12 @@ def _read_dicom(path: Path) -> LoadedImage:
             arr = _normalise(values)
         if photometric == "MONOCHROME1":
             arr = 1.0 - arr
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    spacing = (float(spacing[0]), float(spacing[1])) if spacing else None
+    spacing = None
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):  # some CRs carry PixelSpacing 0\0: treat as unknown
+        value = ds.get(key)
+        if value and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+            spacing = (float(value[0]), float(value[1]))
+            break
     meta = {
         "format": "dicom",
         "modality": str(ds.get("Modality", "")),
@@ -203,7 +207,9 @@ def _read_dicom(path: Path) -> LoadedImage:
 def _read_pil(path: Path) -> LoadedImage:
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    # Opening is lazy: our own size check runs before any pixel is decoded, so PIL's bomb guard can go.
+    Image.MAX_IMAGE_PIXELS = None
+
     try:
         with Image.open(path) as im:
             _check_size(im.height, im.width, path)
@@ -361,14 +367,18 @@ def write_dicom(
 
 
 def sample_cr_path(variant: str = "RG1_UNCR.dcm") -> Path:
-    """Path of the real PA chest CR shipped by the ``pydicom-data`` package (``RG1_UNCR.dcm``, ``RG1_J2KR.dcm`` ...)."""
-    import importlib.util
+    """Path of the real PA chest CR shipped by the ``pydicom-data`` package.
 
-    spec = importlib.util.find_spec("pydicom_data")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImageError("the pydicom-data package is not installed (pip install pydicom-data)")
-    root = Path(list(spec.submodule_search_locations)[0])
-    hits = sorted(root.rglob(variant))
-    if not hits:
-        raise ImageError(f"{variant}: not found inside the pydicom-data package at {root}")
-    return hits[0]
+    Variants: ``RG1_UNCR.dcm`` (uncompressed), ``RG1_J2KR.dcm`` (JPEG 2000 lossless), ``RG1_J2KI.dcm``
+    (JPEG 2000 lossy), ``RG1_UNCI.dcm``. The package installs its files under a ``data_store`` folder.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("pydicom-data")
+    except metadata.PackageNotFoundError:
+        raise ImageError("the pydicom-data package is not installed (pip install pydicom-data)") from None
+    for f in dist.files or []:
+        if f.name == variant:
+            return Path(dist.locate_file(f)).resolve()
+    raise ImageError(f"{variant}: not found inside the installed pydicom-data package")

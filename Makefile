@@ -1,0 +1,24 @@
+# Two things a newcomer runs: `make demo` and `make test` (README). Both create .venv and install first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test system-deps clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests use: Orthanc (PACS test), Mesa EGL (Slicer render), Java (METEOR).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: $(STAMP)
+	$(VENV)/bin/gazelabel serve
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .gazelabel

@@ -1,0 +1,31 @@
+"""Fixtures shared by every test area: offline settings, the real CR and a small SYNTHETIC phantom store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Nothing may reach a model hub; MONAI Label must not start mlflow tracking.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MONAI_LABEL_TRACKING_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def real_cr_path():
+    """The real PA chest CR (MONOCHROME1) shipped by pydicom-data."""
+    from models.imaging import sample_cr_path
+
+    return sample_cr_path("RG1_UNCR.dcm")
+
+
+@pytest.fixture(scope="session")
+def phantom_store(tmp_path_factory):
+    """A 16-image SYNTHETIC phantom case store (3 simulated readers), made once per test session."""
+    from models.datasets.phantom import generate_store
+
+    root = tmp_path_factory.mktemp("phantom") / "store"
+    generate_store(root, n=16, seed=7, progress=False)
+    return root
