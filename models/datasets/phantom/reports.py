@@ -82,7 +82,7 @@ def _positive_sentence(d: Drawn, rng) -> str:
             return "Nasogastric tube courses below the diaphragm into the stomach."
         if dev == "central venous catheter":
             return f"{det['side'].capitalize()} subclavian central venous catheter terminates in the superior vena cava."
-        return "Left chest wall pacemaker with leads terminating in the right heart."
+        return "Left chest wall pacemaker with leads in the right atrium and right ventricle."
     raise KeyError(d.name)
 
 
