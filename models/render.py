@@ -119,11 +119,15 @@ def render_overlay(
     font = _font(max(10, out_w // 60))
     line_w = max(1, out_w // 400)
     if case is not None and show_boxes:
+        # Boxes at the same place (a nodule and its "Lung Opacity") get one rectangle and one label.
+        groups: dict[tuple, list] = {}
         for b in case.boxes:
-            colour = FINDING_COLOURS[FINDING_INDEX.get(b.finding, 0)]
-            x1, y1, x2, y2 = (v * scale for v in b.xyxy)
+            groups.setdefault(tuple(round(v, 1) for v in b.xyxy), []).append(b)
+        for xyxy, group in groups.items():
+            colour = FINDING_COLOURS[FINDING_INDEX.get(group[0].finding, 0)]
+            x1, y1, x2, y2 = (v * scale for v in xyxy)
             draw.rectangle([x1, y1, x2, y2], outline=colour, width=max(2, line_w + 1))
-            text = b.finding if b.score is None else f"{b.finding} {b.score:.2f}"
+            text = ", ".join(b.finding if b.score is None else f"{b.finding} {b.score:.2f}" for b in group)
             _label(draw, (x1 + 2, max(0, y1 - _text_height(font) - 3)), text, colour, font)
     if case is not None and case.fixations and show_fixations:
         pts = [(f.x * scale, f.y * scale) for f in case.fixations]

@@ -185,8 +185,8 @@ def heart_mask(canvas: Canvas, a: Anatomy) -> np.ndarray:
 
 def mediastinum_mask(canvas: Canvas, a: Anatomy, widen: float = 1.0) -> np.ndarray:
     """Superior mediastinum (a band around the midline above the heart) with the aortic knob."""
-    # A wide mediastinum is widest at the aortic level and narrows to normal where it meets the heart.
-    widening = 1 + (widen - 1) * np.clip((a.heart_top_v + 0.02 - canvas.v) / 0.12, 0, 1)
+    # A wide mediastinum bulges most at the aortic and hilar level and is normal where it meets the heart.
+    widening = 1 + (widen - 1) * np.clip(1 - np.abs(canvas.v - 0.32) / 0.2, 0, 1) ** 0.7
     half = a.mediastinum_half_width * widening * (0.85 + 0.3 * np.clip(canvas.v / max(a.heart_top_v, 1e-3), 0, 1))
     band = np.clip((half - np.abs(canvas.u - 0.5)) / 0.01 + 0.5, 0, 1) * np.clip((a.heart_top_v + 0.12 - canvas.v) / 0.06, 0, 1)
     ku, kv, kr = a.aortic_knob

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
 
 from models.datasets.phantom.anatomy import Anatomy, Canvas
 from models.datasets.phantom.plan import BOTH, LEFT, RIGHT, Planned
@@ -219,40 +218,47 @@ def draw_atelectasis(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list[
     side = p.side
     region = f"{SIDE_WORD[side]} lower zone"
     v0 = a.dome_v[side] - rng.uniform(0.05, 0.09)
-    u0, u1 = _mirror(0.13, side), _mirror(0.36, side)
+    u0, u1 = (0.12, 0.36) if side == RIGHT else (0.9, 0.7)  # the left base is partly hidden by the heart
     tilt = rng.uniform(-0.03, 0.02)
-    band = c.lines([[(u0, v0 + tilt), ((u0 + u1) / 2, v0 + tilt / 2 + 0.005), (u1, v0)]], [0.008 + 0.016 * p.severity])
+    band = c.lines([[(u0, v0 + tilt), ((u0 + u1) / 2, v0 + tilt / 2 + 0.005), (u1, v0)]], [0.012 + 0.016 * p.severity])
     band = c.blur(band, 0.004) * L.lungs[side]
-    L.density += (0.14 + 0.14 * p.severity) * band
+    L.density += (0.18 + 0.16 * p.severity) * band
     box = _box(band, a, region, 0.25)
     return [Drawn(p.name, p.value, box, region, {"side": SIDE_WORD[side]})] if box else []
 
 
-def _pleural_shell(c: Canvas, L: Layers, side: int, depth_px: float):
-    """Distance (px) from the lung's lateral/apical margin, restricted to the lateral half of the lung."""
-    lung = _binary_lung(L, side)
-    dist = distance_transform_edt(lung)
-    cols = np.nonzero(lung.any(0))[0]
-    mid_col = (cols.min() + cols.max()) / 2 if len(cols) else c.size / 2
-    xs = np.arange(c.size)[None, :]
-    lateral_half = (xs < mid_col + 0.1 * c.size) if side == RIGHT else (xs > mid_col - 0.1 * c.size)
-    return lung, dist, lateral_half
+def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Move a binary mask by (dx, dy) pixels (positive = right, down), filling with False."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = mask[ys, xs]
+    return out
+
+
+def _away_from_wall(lung: np.ndarray, side: int, depth_px: float, down: float) -> np.ndarray:
+    """The lung pulled ``depth_px`` away from the lateral chest wall (and ``down`` x that from the apex)."""
+    dx = int(round(depth_px)) * (1 if side == RIGHT else -1)  # towards the midline
+    return lung & _shift(lung, dx, int(round(depth_px * down)))
 
 
 def draw_pneumothorax(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list[Drawn]:
     """Apical-lateral lucent rim without lung markings, bounded by a thin visceral pleural line."""
     side = p.side
-    depth_px = (0.02 + 0.06 * p.severity) * c.px
-    v_end = a.apex_v[side] + rng.uniform(0.22, 0.32)
-    lung, dist, lateral_half = _pleural_shell(c, L, side, depth_px)
-    upper = (c.v < v_end) & np.ones_like(lung)
-    rim = lung & (dist < depth_px) & lateral_half & upper
-    taper = np.clip((v_end - c.v) / 0.05, 0, 1)
-    rim_soft = c.blur(rim.astype(np.float32), 0.002)
+    depth_px = (0.025 + 0.06 * p.severity) * c.px
+    v_end = a.apex_v[side] + rng.uniform(0.25, 0.35)
+    lung = _binary_lung(L, side)
+    collapsed = _away_from_wall(lung, side, depth_px, 1.0)
+    taper = np.clip((v_end - c.v) / 0.06, 0, 1)
+    rim = (lung & ~collapsed).astype(np.float32) * taper
+    rim_soft = c.blur(rim, 0.002)
     L.vessels = L.vessels * (1 - rim_soft)
-    L.lucency += (0.04 + 0.04 * p.severity) * rim_soft
-    line = lung & (np.abs(dist - depth_px) < 0.9) & lateral_half & upper
-    L.density += 0.14 * c.blur(line.astype(np.float32), 0.0015) * taper
+    L.lucency += (0.05 + 0.05 * p.severity) * rim_soft
+    edge = collapsed & ~_away_from_wall(collapsed, side, 1.5, 1.0)  # the collapsed lung's outer margin
+    line = edge.astype(np.float32) * taper
+    line = line * (c.blur(rim, 0.004) > 0.05)  # only where it faces the air, not along the mediastinum
+    L.density += 0.16 * c.blur(line, 0.001)
     region = f"{SIDE_WORD[side]} upper zone"
     box = _box(rim_soft + line, a, region, 0.3)
     return [Drawn(p.name, p.value, box, region, {"side": SIDE_WORD[side], "size": "large" if p.severity > 0.6 else "small"})] if box else []
@@ -263,17 +269,18 @@ def draw_pleural_effusion(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> 
     out = []
     for side in _sides(p):
         lung = L.lungs[side]
-        depth = 0.03 + 0.12 * p.severity * rng.uniform(0.8, 1.2)
+        # Small to moderate: the meniscus stays within the costophrenic region so the box holds all the fluid.
+        depth = min(0.03 + 0.1 * p.severity * rng.uniform(0.8, 1.2), a.cp_v[side] - 0.77)
         level = a.cp_v[side] - depth
         lateral = np.abs(c.u - a.lateral_u[side])  # distance from the lateral chest wall
-        top = level + 0.06 * np.clip(lateral / 0.25, 0, 1) ** 0.5 - 0.03  # meniscus: higher laterally
+        top = level + 0.05 * np.clip(lateral / 0.25, 0, 1) ** 0.5 - 0.025  # meniscus: higher laterally
         fluid = np.clip((c.v - top) / 0.025, 0, 1) * lung
         fluid = c.blur(fluid, 0.004)
         L.density += (0.22 + 0.14 * p.severity) * fluid
         region = f"{SIDE_WORD[side]} costophrenic angle"
         box = _box(fluid, a, region, 0.35)
         if box:
-            size = "small" if p.severity < 0.45 else ("moderate" if p.severity < 0.8 else "large")
+            size = "small" if p.severity < 0.6 else "moderate"
             out.append(Drawn(p.name, p.value, box, region, {"side": SIDE_WORD[side], "size": size, "bilateral": p.side == BOTH}))
     return out
 
@@ -281,9 +288,9 @@ def draw_pleural_effusion(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> 
 def draw_pleural_other(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list[Drawn]:
     """Smooth pleural thickening along the lateral chest wall of the mid zone."""
     side = p.side
-    thick_px = (0.006 + 0.012 * p.severity) * c.px
-    lung, dist, lateral_half = _pleural_shell(c, L, side, thick_px)
-    band = lung & (dist < thick_px) & lateral_half & (c.v > 0.36) & (c.v < 0.62)
+    thick_px = (0.008 + 0.012 * p.severity) * c.px
+    lung = _binary_lung(L, side)
+    band = lung & ~_away_from_wall(lung, side, thick_px, 0.0) & (c.v > 0.36) & (c.v < 0.62)
     band = c.blur(band.astype(np.float32), 0.002)
     L.density += (0.2 + 0.1 * p.severity) * band
     region = f"{SIDE_WORD[side]} mid zone"
