@@ -28,6 +28,7 @@ from models.vocab import FINDINGS, NEGATIVE, POSITIVE, UNCERTAIN
 OTHER = "OTHER"
 IGNORE = "IGNORE"
 ANATOMY_SUFFIX = "__ANATOMY"
+HEDGED_SUFFIX = "__HEDGED"
 NEGATED, POSSIBLE = "NEGATED_EXISTENCE", "POSSIBLE_EXISTENCE"
 LABELLED = tuple(f for f in FINDINGS if f != "No Finding")
 
@@ -109,8 +110,10 @@ class CheXpertLabeler:
         rules = []
         for finding, words in phrases.MENTIONS.items():
             anatomy = set(phrases.ANATOMY_MENTIONS.get(finding, ()))
+            hedged = set(phrases.HEDGED_MENTIONS.get(finding, ()))
             for w in words:
-                label = _label_of(finding) + (ANATOMY_SUFFIX if w in anatomy else "")
+                suffix = ANATOMY_SUFFIX if w in anatomy else HEDGED_SUFFIX if w in hedged else ""
+                label = _label_of(finding) + suffix
                 rules.append(TargetRule(w, label, pattern=_token_pattern(tok, w)))
         for words in phrases.UNMENTIONS.values():
             rules += [TargetRule(w, IGNORE, pattern=_token_pattern(tok, w)) for w in words]
@@ -119,29 +122,39 @@ class CheXpertLabeler:
 
         anatomy_labels = {_label_of(f) + ANATOMY_SUFFIX for f in phrases.ANATOMY_MENTIONS}
 
-        def rule(words, category, direction, allowed=None):
-            return [ConTextRule(w, category, direction=direction, pattern=_token_pattern(tok, w),
-                                allowed_types=allowed) for w in words]
+        # A cue listed for both directions becomes one BIDIRECTIONAL rule: two rules on the same span would
+        # overlap and ConText keeps only one of them.
+        specs: dict[tuple, set[str]] = {}
 
+        def add(words, category, direction, allowed=None):
+            for w in words:
+                specs.setdefault((w, category, frozenset(allowed) if allowed else None), set()).add(direction)
+
+        add(phrases.UNCERTAINTY_FORWARD, POSSIBLE, "FORWARD")
+        add(phrases.UNCERTAINTY_BACKWARD, POSSIBLE, "BACKWARD")
+        add(phrases.UNCERTAINTY_BIDIRECTIONAL, POSSIBLE, "BIDIRECTIONAL")
+        add(phrases.NEGATION_FORWARD, NEGATED, "FORWARD")
+        add(phrases.NEGATION_BACKWARD, NEGATED, "BACKWARD")
+        add(phrases.ANATOMY_NEGATIONS_BACKWARD, NEGATED, "BACKWARD", anatomy_labels)
+        add(phrases.ANATOMY_NEGATIONS_FORWARD, NEGATED, "FORWARD", anatomy_labels)
+        add(phrases.PSEUDO, "PSEUDO_NEGATED_EXISTENCE", "PSEUDO")
+        add(phrases.TERMINATE, "TERMINATE", "TERMINATE")
+        cx = []
+        for (w, category, allowed), directions in specs.items():
+            direction = directions.pop() if len(directions) == 1 else "BIDIRECTIONAL"
+            cx.append(ConTextRule(w, category, direction=direction, pattern=_token_pattern(tok, w),
+                                  allowed_types=set(allowed) if allowed else None))
         # Our rules only: medspaCy's defaults shadow some hedges (its "might be" also matches "may be", FORWARD).
         context = nlp.add_pipe("medspacy_context", config={"rules": None})
-        context.add(
-            rule(phrases.UNCERTAINTY_FORWARD, POSSIBLE, "FORWARD")
-            + rule(phrases.UNCERTAINTY_BACKWARD, POSSIBLE, "BACKWARD")
-            + rule(phrases.UNCERTAINTY_BIDIRECTIONAL, POSSIBLE, "BIDIRECTIONAL")
-            + rule(phrases.NEGATION_FORWARD, NEGATED, "FORWARD")
-            + rule(phrases.NEGATION_BACKWARD, NEGATED, "BACKWARD")
-            + rule(phrases.ANATOMY_NEGATIONS_BACKWARD, NEGATED, "BACKWARD", anatomy_labels)
-            + rule(phrases.ANATOMY_NEGATIONS_FORWARD, NEGATED, "FORWARD", anatomy_labels)
-            + rule(phrases.PSEUDO, "PSEUDO_NEGATED_EXISTENCE", "PSEUDO")
-            + rule(phrases.TERMINATE, "TERMINATE", "TERMINATE")
-        )
+        context.add(cx)
         self.nlp = nlp
 
     # ------------------------------------------------------------------ per sentence
     def _mention_value(self, ent, sentence_lower_tokens: set[str]) -> int | None:
         mod = _closest_modifier(ent, (NEGATED, POSSIBLE))
         value = POSITIVE if mod is None else (NEGATIVE if mod.category == NEGATED else UNCERTAIN)
+        if ent.label_.endswith(HEDGED_SUFFIX) and value == POSITIVE:
+            return UNCERTAIN
         if ent.label_.endswith(ANATOMY_SUFFIX) and value != NEGATIVE:
             if not sentence_lower_tokens & phrases.ABNORMAL_SIZE_WORDS:
                 return None  # "the heart and mediastinum" says nothing about size
@@ -166,7 +179,7 @@ class CheXpertLabeler:
                     if _closest_modifier(ent, (NEGATED,)) is None:
                         sl.other_abnormal = True
                     continue
-                finding = _FINDING_OF_LABEL[ent.label_.removesuffix(ANATOMY_SUFFIX)]
+                finding = _FINDING_OF_LABEL[ent.label_.removesuffix(ANATOMY_SUFFIX).removesuffix(HEDGED_SUFFIX)]
                 value = self._mention_value(ent, lower)
                 if value is None:
                     continue
@@ -227,3 +240,58 @@ def label_report(text: str) -> dict[str, int]:
 def label_sentences(text: str) -> list[SentenceLabels]:
     """Per-sentence labels of one report, with the shared labeler."""
     return default_labeler().sentences(text)
+
+
+# ---------------------------------------------------------------------------------------------- gold set
+def read_gold(path) -> list[dict]:
+    """Gold sentences ``{"id", "text", "labels"}`` from a JSONL file (a first ``{"_meta": ...}`` line is skipped)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+        if "_meta" in rec:
+            continue
+        if not isinstance(rec.get("text"), str) or not isinstance(rec.get("labels"), dict):
+            raise ValueError(f"{path}:{n}: needs 'text' (string) and 'labels' (object)")
+        out.append(rec)
+    return out
+
+
+def score_against_gold(gold: list[dict], labeler: CheXpertLabeler | None = None) -> dict:
+    """Sentence-level agreement with hand labels, per finding and pooled.
+
+    For each value class (``mention`` = any label, ``positive`` 1, ``negative`` 0, ``uncertain`` -1) and each
+    finding: precision and recall of the labeler's (sentence, finding) decisions against the gold ones. The
+    labeler's value for a gold item is its aggregate over the item's sentences ("No Finding" is not scored).
+    """
+    lab = labeler or default_labeler()
+    pred = [aggregate([m for s in lab.sentences(g["text"]) for m in s.mentions]) for g in gold]
+    classes = {"mention": None, "positive": POSITIVE, "negative": NEGATIVE, "uncertain": UNCERTAIN}
+
+    def counts(findings):
+        out = {}
+        for cname, val in classes.items():
+            tp = fp = fn = 0
+            for g, p in zip(gold, pred):
+                for f in findings:
+                    gv, pv = g["labels"].get(f), p.get(f)
+                    ghit = gv is not None if val is None else gv == val
+                    phit = pv is not None if val is None else pv == val
+                    tp += ghit and phit
+                    fp += phit and not ghit
+                    fn += ghit and not phit
+            out[cname] = {"precision": tp / (tp + fp) if tp + fp else None,
+                          "recall": tp / (tp + fn) if tp + fn else None, "support": tp + fn}
+        return out
+
+    errors = [{"id": g["id"], "text": g["text"], "gold": g["labels"], "labeler": p}
+              for g, p in zip(gold, pred) if {k: v for k, v in g["labels"].items()} != p]
+    return {"n_sentences": len(gold), "pooled": counts(LABELLED),
+            "per_finding": {f: counts([f]) for f in LABELLED}, "errors": errors}

@@ -15,8 +15,8 @@ MENTIONS: dict[str, tuple[str, ...]] = {
     "Enlarged Cardiomediastinum": (
         "cardiomediastinal enlargement", "enlarged cardiomediastin*", "widened mediastinum", "mediastinal widening",
         "mediastinum is widened", "mediastinum is enlarged", "widening of the mediastinum", "enlarged mediastinum",
-        "mediastinal enlargement", "cardiomediastinal silhouette", "cardiomediastinal contour*",
-        "mediastinal silhouette", "mediastinal contour*", "cardiomediastinum", "mediastinum",
+        "mediastinal enlargement", "cardiomediastinal silhouette*", "cardiomediastinal contour*",
+        "mediastinal silhouette*", "mediastinal contour*", "cardiomediastinum", "mediastinum",
         "hilar and mediastinal contour*", "superior mediastinum",
     ),
     "Cardiomegaly": (
@@ -44,9 +44,7 @@ MENTIONS: dict[str, tuple[str, ...]] = {
     "Pneumothorax": ("pneumothora*", "pneumothoraces", "hydropneumothorax", "apical lucency"),
     "Pleural Effusion": (
         "pleural effusion*", "effusion*", "pleural fluid", "hydrothorax", "fluid in the pleural space",
-        "costophrenic angle blunting", "blunting of the costophrenic angle*", "blunted costophrenic angle*",
-        "blunting of the left costophrenic angle", "blunting of the right costophrenic angle",
-        "costophrenic angles are blunted", "hydropneumothorax",
+        "hydropneumothorax", "blunting", "blunted",
     ),
     "Pleural Other": (
         "pleural thickening", "pleural plaque*", "pleural calcification*", "fibrothorax", "pleural scarring",
@@ -60,6 +58,10 @@ MENTIONS: dict[str, tuple[str, ...]] = {
         "device*", "line", "lines", "drain", "swan-ganz", "tracheostomy", "generator",
     ),
 }
+
+# Mentions that are signs rather than the finding itself: uncertain unless negated ("blunting of the
+# costophrenic angle" may be fluid or pleural thickening).
+HEDGED_MENTIONS: dict[str, tuple[str, ...]] = {"Pleural Effusion": ("blunting", "blunted")}
 
 # Phrases that contain a mention but do not mean the observation; a mention inside one is dropped.
 UNMENTIONS: dict[str, tuple[str, ...]] = {
@@ -113,7 +115,7 @@ NEGATION_FORWARD: tuple[str, ...] = (
 NEGATION_BACKWARD: tuple[str, ...] = (
     "within normal limits", "are within normal limits", "not seen", "is not seen", "are not seen",
     "not identified", "is not identified", "not present", "has resolved", "have resolved", "resolved",
-    "is removed", "has been removed", "not visualized", "is not visualized",
+    "is removed", "has been removed", "have been removed", "were removed", "was removed", "not visualized", "is not visualized",
 )
 
 # Mentions that are neutral anatomy words: they count only when the sentence calls the structure abnormal
@@ -121,8 +123,8 @@ NEGATION_BACKWARD: tuple[str, ...] = (
 ANATOMY_MENTIONS: dict[str, tuple[str, ...]] = {
     "Cardiomegaly": ("heart size", "cardiac size", "size of the heart", "cardiac silhouette", "cardiac contour*",
                      "heart", "cardiac shadow"),
-    "Enlarged Cardiomediastinum": ("cardiomediastinal silhouette", "cardiomediastinal contour*",
-                                   "mediastinal silhouette", "mediastinal contour*", "cardiomediastinum",
+    "Enlarged Cardiomediastinum": ("cardiomediastinal silhouette*", "cardiomediastinal contour*",
+                                   "mediastinal silhouette*", "mediastinal contour*", "cardiomediastinum",
                                    "mediastinum", "hilar and mediastinal contour*", "superior mediastinum"),
     "Lung Opacity": ("interstitial marking*",),
 }

@@ -1,0 +1,107 @@
+"""``gazelabel train report`` and ``gazelabel evaluate report``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_train_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="case store folder (reports, images, fixations)")
+    p.add_argument("--out", required=True, help="output folder (lm/ and report.pt are written there)")
+    p.add_argument("--iu", action="store_true", help="also train the LM on the 2,955 IU X-ray reports")
+    p.add_argument("--lm", default=None, help="a local transformers causal-LM folder instead of our small GPT-2")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of both stages (default: 6 LM, 8 Gaze2Report)")
+    p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--no-gaze", action="store_true", help="ablation: train the prefix without fixation tokens")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def train(args) -> int:
+    from models.datasets.store import CaseStore
+    from models.report.corpus import iu_reports
+    from models.report.train import TrainConfig, split_cases, train_report_generator
+    from models.runtime import resolve_device
+
+    cfg = TrainConfig(lora_r=args.lora_r, use_gaze=not args.no_gaze, device=str(resolve_device(args.device)),
+                      lm_path=args.lm, seed=args.seed)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        cfg.lm_epochs = cfg.g2r_epochs = args.epochs
+    if args.lora_r < 1:
+        raise ValueError(f"--lora-r must be >= 1, got {args.lora_r}")
+    source = CaseStore(args.data).source()
+    by_split = split_cases(source.cases, source.splits)
+    iu = iu_reports() if args.iu else []
+    path = train_report_generator(by_split, args.out, cfg, iu=iu, synthetic=source.synthetic, dataset=source.name,
+                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"saved {path}" + (" (trained on SYNTHETIC data)" if source.synthetic else ""))
+    return 0
+
+
+def add_evaluate_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="case store folder; its test split is scored")
+    p.add_argument("--model", required=True, help="folder written by `gazelabel train report`")
+    p.add_argument("--json", required=True, help="where to write the metrics JSON")
+    p.add_argument("--mode", default="gaze2report", choices=("gaze2report", "prompt", "template"))
+    p.add_argument("--split", default="test")
+    p.add_argument("--classifier", default=None,
+                   help="classifier checkpoint; default: a simulated classifier from the ground truth (labelled)")
+    p.add_argument("--gaze", default="recorded", choices=("recorded", "predicted", "none"))
+    p.add_argument("--scanpath", default=None, help="scanpath checkpoint (for --gaze predicted)")
+    p.add_argument("--no-gaze-tokens", action="store_true", help="ablation: gaze2report without fixation tokens")
+    p.add_argument("--limit", type=int, default=None, help="score at most this many cases")
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (no Java)")
+    p.add_argument("--no-bertscore", action="store_true")
+    p.add_argument("--device", default="cpu")
+
+
+def evaluate(args) -> int:
+    from models.datasets.base import DatasetError
+    from models.datasets.store import CaseStore
+    from models.metrics.report import ReportScorer
+    from models.report.evaluate import SIMULATED_NOTE, generate_reports, timing_summary
+    from models.report.generate import ReportGenerator
+    from models.report.train import split_cases
+
+    source = CaseStore(args.data).source()
+    cases = split_cases(source.cases, source.splits).get(args.split, [])
+    if not cases:
+        raise DatasetError(f"{args.data}: no cases with a report in split {args.split!r}")
+    cases = cases[: args.limit] if args.limit else cases
+    if args.mode == "template" and not Path(args.model).exists():
+        generator = ReportGenerator()
+    else:
+        generator = ReportGenerator.from_checkpoint(args.model, device=args.device)
+    classifier = scanpath = None
+    if args.classifier:
+        from models.classifier.predict import ClassifierPredictor
+
+        classifier = ClassifierPredictor.from_checkpoint(args.classifier, device=args.device)
+    if args.gaze == "predicted":
+        if not args.scanpath:
+            raise ValueError("--gaze predicted needs --scanpath CHECKPOINT")
+        from models.scanpath.predict import ScanpathPredictor
+
+        scanpath = ScanpathPredictor.from_checkpoint(args.scanpath, device=args.device)
+    run = generate_reports(generator, cases, mode=args.mode, classifier=classifier, gaze=args.gaze, scanpath=scanpath,
+                           use_gaze=not args.no_gaze_tokens)
+    with ReportScorer(meteor=not args.no_meteor, bertscore=not args.no_bertscore) as scorer:
+        metrics = scorer.score(run["references"], run["hypotheses"])
+    out = {
+        "synthetic": bool(source.synthetic), "dataset": source.name, "split": args.split, "mode": args.mode,
+        "gaze": args.gaze, "gaze_tokens": not args.no_gaze_tokens,
+        "classifier": args.classifier or SIMULATED_NOTE.format(noise=0.15),
+        "metrics": metrics, "timing_cpu": timing_summary(run),
+        "examples": [{"id": c.id, "reference": r, "generated": h}
+                     for c, r, h in list(zip(cases, run["references"], run["hypotheses"]))[:3]],
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1))
+    m = metrics
+    print(f"{args.mode}: BLEU-4 {m['BLEU-4']:.3f} ROUGE-L {m['ROUGE-L']:.3f} CE F1 micro14 {m['ce_f1_micro14']:.3f} "
+          f"-> {args.json}" + (" (SYNTHETIC data)" if source.synthetic else ""))
+    return 0
