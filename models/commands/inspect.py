@@ -119,8 +119,11 @@ def inspect_case(path: str) -> dict:
     image = case.image
     image_file = "-"
     if image.path:
-        candidate = Path(image.path) if Path(image.path).is_absolute() else p.parent / image.path
-        image_file = f"{candidate} ({'found' if candidate.exists() else 'MISSING'})"
+        # Relative paths: beside the JSON, or at the case-store root (<root>/cases/, <root>/labels/<tag>/).
+        bases = [p.parent, p.parent.parent, p.parent.parent.parent]
+        candidates = [Path(image.path)] if Path(image.path).is_absolute() else [b / image.path for b in bases]
+        found = next((c for c in candidates if c.is_file()), None)
+        image_file = f"{found.resolve()} (found)" if found else f"{image.path} (MISSING)"
     positives = case.positive_findings()
     uncertain = [f for f, v in case.findings.items() if v == -1]
     negatives = [f for f, v in case.findings.items() if v == 0]

@@ -55,7 +55,14 @@ def test_case_json(capsys, tmp_path):
     assert s["findings"] == "1 positive, 1 negative, 1 uncertain of 3 labelled"
     assert s["boxes"] == "1 (Cardiomegaly)" and s["fixations"].startswith("2 (0.50 s")
     assert s["readers"] == "1 (r2)" and s["report"] == "5 words, 36 characters"
-    assert s["synthetic"].startswith("yes") and s["image file"].endswith("(MISSING)")
+    assert s["synthetic"].startswith("yes") and s["image file"] == "img.png (MISSING)"
+    # In a case store the record sits in cases/ and the image at the root.
+    from PIL import Image
+
+    store_case = save_case(case, tmp_path / "cases" / "c1.json")
+    Image.new("L", (100, 80)).save(tmp_path / "img.png")
+    code, out, _ = run_cli(capsys, str(store_case), "--json")
+    assert json.loads(out)["image file"] == f"{(tmp_path / 'img.png').resolve()} (found)"
 
 
 def test_invalid_case_reports_validation_failure(capsys, tmp_path):

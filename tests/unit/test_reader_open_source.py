@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,10 @@ def test_images_root_must_exist(tmp_path):
         open_source(FIXTURES / "egd_cxr", images=tmp_path / "nope")
 
 
-def test_every_fixture_case_validates():
+def test_every_fixture_case_validates_and_serialises():
     for folder in ("reflacx", "egd_cxr", "mimic_eye"):
         for case in open_source(FIXTURES / folder).cases:
-            Case.from_dict(case.to_dict())
+            assert Case.from_dict(json.loads(json.dumps(case.to_dict()))).to_dict() == case.to_dict()
 
 
 def test_read_table_drops_index_column_and_numbers_lines(tmp_path):
