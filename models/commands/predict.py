@@ -1,0 +1,70 @@
+"""`gazelabel predict IMAGE`: findings, heatmap and boxes; with --scanpath the predicted reading path and
+its region coverage; with --report the draft report and its evidence links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("image", help="a chest radiograph: DICOM, PNG/JPG, NIfTI ...")
+    p.add_argument("--models", default=None, help="models folder (classifier.pt, scanpath.pt, report/); default $GAZELABEL_HOME/models")
+    p.add_argument("--json", dest="json_out", help="write the predicted Case JSON here")
+    p.add_argument("--overlay", help="write a PNG with heatmap, boxes and numbered fixations here")
+    p.add_argument("--scanpath", action="store_true", help="print the predicted fixations and covered/missed regions")
+    p.add_argument("--samples", type=int, default=1, help="scanpaths to sample (the first is the mean path)")
+    p.add_argument("--report", action="store_true", help="print the draft report with its evidence links")
+    p.add_argument("--report-mode", default="auto", choices=["auto", "gaze2report", "prompt", "template", "none"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
+def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
+    print(f"{case.id}: {case.image.width}x{case.image.height} px  ({case.source.model})")
+    if case.extra.get("models_trained_on_synthetic_data"):
+        print("  note: these models were trained on SYNTHETIC phantom data; outputs are not clinical findings")
+    print(f"  {'finding':<28}{'score':>7}  call")
+    for name, score in sorted(case.scores.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28}{score:7.3f}  {'POSITIVE' if case.findings.get(name) == 1 else ''}")
+    for i, b in enumerate(case.boxes):
+        print(f"  box {i}: {b.finding} in {b.region} ({b.x1:.0f}, {b.y1:.0f})-({b.x2:.0f}, {b.y2:.0f}) px, score {b.score or 0:.2f}")
+    if show_scanpath:
+        print(f"  scanpath: {len(case.fixations)} fixations, {sum(f.duration for f in case.fixations):.2f} s")
+        for i, f in enumerate(case.fixations):
+            print(f"    {i + 1:>3}  x {f.x:7.1f}  y {f.y:7.1f}  t {f.t:6.2f} s  dur {f.duration:5.3f} s")
+        print(f"  visited: {', '.join(case.coverage.get('visited', [])) or '-'}")
+        print(f"  missed:  {', '.join(case.coverage.get('missed', [])) or '-'}")
+        n = len(case.extra.get("scanpath_samples", []))
+        if n:
+            print(f"  {n} sampled scanpaths are in the JSON output (extra.scanpath_samples)")
+    if show_report and case.report is not None:
+        print(f"  FINDINGS: {case.report.findings}")
+        print(f"  IMPRESSION: {case.report.impression}")
+        for e in case.report.evidence:
+            print(f"    sentence {e.sentence}: finding={e.finding} region={e.region} box={e.box} fixations={e.fixations}")
+
+
+def run(args) -> int:
+    from models.pipeline import Pipeline
+    from models.runtime import home
+
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    models_dir = Path(args.models) if args.models else home() / "models"
+    pipe = Pipeline.from_dir(models_dir, device=args.device)
+    result = pipe.run(args.image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode)
+    case = result.case
+    _print_case(case, args.scanpath, args.report)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(case.to_dict(), indent=1))
+        print(f"wrote {args.json_out}")
+    if args.overlay:
+        from models.imaging import read_image
+        from models.render import render_overlay
+
+        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
+        render_overlay(read_image(args.image), case, result.heatmap).save(args.overlay)
+        print(f"wrote {args.overlay}")
+    return 0

@@ -1,0 +1,185 @@
+"""Image -> one Case: findings, heatmap and boxes, predicted scanpath with coverage, draft report with evidence.
+
+A models folder holds whichever models exist::
+
+    <models_dir>/classifier.pt    gazelabel train classifier --out <models_dir>/classifier.pt
+    <models_dir>/scanpath.pt      gazelabel train scanpath   --out <models_dir>/scanpath.pt
+    <models_dir>/report/          gazelabel train report     --out <models_dir>/report
+
+Missing models are skipped (the report then falls back to templates, which need only the classifier). Each
+step takes and returns plain arrays or the Case; nothing reads files behind another step's back.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.gaze import fixation_heatmap
+from models.imaging import LoadedImage, read_image
+from models.schema import Case, ImageRef, Source
+
+MODEL_FILES = {"classifier": "classifier.pt", "scanpath": "scanpath.pt", "report": "report"}
+REPORT_MODES = ("auto", "gaze2report", "prompt", "template", "none")
+
+
+@dataclass
+class PipelineResult:
+    """``case``: the prediction as a Case (original pixels); ``heatmap``: ``(H, W)`` float32 in [0, 1]
+    (classifier attention, or the predicted fixation map without a classifier); ``timings``: seconds/step."""
+
+    case: Case
+    heatmap: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __iter__(self):  # allows ``case, heatmap = pipeline.run(image)``
+        return iter((self.case, self.heatmap))
+
+
+def model_paths(models_dir: str | Path) -> dict[str, Path]:
+    """The model files/folders that exist in ``models_dir``."""
+    root = Path(models_dir)
+    found = {}
+    for name, rel in MODEL_FILES.items():
+        p = root / rel
+        if (p.is_file() and p.suffix == ".pt") or (p.is_dir() and (p / "report.pt").exists()):
+            found[name] = p
+    return found
+
+
+def models_signature(models_dir: str | Path) -> tuple:
+    """Changes whenever a model is (re)published: (name, mtime_ns) of every model file."""
+    sig = []
+    for name, p in sorted(model_paths(models_dir).items()):
+        f = p / "report.pt" if p.is_dir() else p
+        sig.append((name, f.stat().st_mtime_ns))
+    return tuple(sig)
+
+
+class Pipeline:
+    """The three models chained; any of them may be None."""
+
+    def __init__(self, classifier=None, scanpath=None, report=None, *, trained_on_synthetic: bool = False):
+        self.classifier, self.scanpath, self.report = classifier, scanpath, report
+        self.trained_on_synthetic = trained_on_synthetic
+
+    @classmethod
+    def from_dir(cls, models_dir: str | Path, device: str = "cpu") -> "Pipeline":
+        """Load whichever models exist in ``models_dir``; FileNotFoundError when there are none."""
+        paths = model_paths(models_dir)
+        if not paths:
+            raise FileNotFoundError(
+                f"{models_dir}: no models found (expected {', '.join(MODEL_FILES.values())}); "
+                "train them with `gazelabel train classifier|scanpath|report`"
+            )
+        classifier = scanpath = report = None
+        synthetic = False
+        if "classifier" in paths:
+            from models.classifier.predict import ClassifierPredictor
+
+            classifier = ClassifierPredictor.from_checkpoint(paths["classifier"], device=device)
+            synthetic |= bool(getattr(classifier, "synthetic", False))
+        if "scanpath" in paths:
+            from models.scanpath.predict import ScanpathPredictor
+
+            scanpath = ScanpathPredictor.from_checkpoint(paths["scanpath"], device=device)
+            synthetic |= bool((scanpath.info.get("dataset") or {}).get("synthetic", False))
+        if "report" in paths:
+            from models.report.generate import ReportGenerator
+
+            report = ReportGenerator.from_checkpoint(paths["report"], device=device)
+            synthetic |= bool(report.info.get("synthetic", False))
+        return cls(classifier, scanpath, report, trained_on_synthetic=synthetic)
+
+    def _report_generator(self):
+        if self.report is not None:
+            return self.report
+        from models.report.generate import ReportGenerator
+
+        return ReportGenerator()  # template mode only
+
+    def run(self, image: LoadedImage | str | Path, *, case_id: str | None = None, n_samples: int = 1, seed: int = 0,
+            report_mode: str = "auto", mc_samples: int = 0) -> PipelineResult:
+        """Run every loaded model on one image.
+
+        Args:
+            image: a LoadedImage or a path (DICOM, PNG, NIfTI ...).
+            case_id: id of the returned case (default: the file name without extension).
+            n_samples: scanpaths to draw; the first (the mean path) becomes ``case.fixations``, all of them
+                are in ``case.extra["scanpath_samples"]``.
+            report_mode: "auto" (gaze2report when a report model is loaded, else templates), "gaze2report",
+                "prompt", "template" or "none".
+            mc_samples: MC-dropout passes for the classifier's uncertainty (0 = single pass).
+        """
+        import time
+
+        if report_mode not in REPORT_MODES:
+            raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {report_mode!r}")
+        if not isinstance(image, LoadedImage):
+            image = read_image(image)
+        if case_id is None:
+            name = Path(image.path or "image").name
+            case_id = name.split(".")[0] or "image"
+        ref = ImageRef(image.path or "", image.width, image.height, image.spacing_mm, (image.meta or {}).get("view"))
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        result = None
+        if self.classifier is not None:
+            result = self.classifier(image, mc_samples=mc_samples)
+            case = result.to_case(case_id, ref)
+            heatmap = result.heatmap()
+        else:
+            case = Case(id=case_id, image=ref)
+            heatmap = np.zeros((image.height, image.width), np.float32)
+        timings["classifier"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if self.scanpath is not None:
+            from models.scanpath.coverage import coverage
+
+            paths = self.scanpath(image, n_samples=n_samples, seed=seed)
+            case.fixations = paths[0]
+            if n_samples > 1:
+                case.extra["scanpath_samples"] = [[f.__dict__ for f in p] for p in paths]
+            case.coverage = coverage(case.fixations, image.width, image.height)
+            if result is None and case.fixations:
+                heatmap = fixation_heatmap(case.fixations, (image.height, image.width))
+        timings["scanpath"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if result is not None and report_mode != "none":
+            mode = report_mode
+            if mode == "auto":
+                mode = "gaze2report" if self.report is not None else "template"
+            case.report = self._report_generator()(image, result, case.fixations, mode=mode, boxes=case.boxes)
+        timings["report"] = time.perf_counter() - t
+
+        models = [n for n, m in (("classifier", self.classifier), ("scanpath", self.scanpath), ("report", self.report)) if m is not None]
+        case.source = Source(dataset=None, ref=None, model="gazelabel " + "+".join(models))
+        if self.trained_on_synthetic:
+            case.extra["models_trained_on_synthetic_data"] = True
+        case.image.synthetic = bool((image.meta or {}).get("synthetic", False)) or case.image.synthetic
+        case.validate()
+        return PipelineResult(case, heatmap.astype(np.float32), timings)
+
+
+_CACHE: dict[tuple[str, str], tuple[tuple, Pipeline]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_pipeline(models_dir: str | Path, device: str = "cpu") -> Pipeline:
+    """A Pipeline for ``models_dir`` that is reloaded whenever a model file is republished (mtime change),
+    so a server picks up a finished training without a restart."""
+    key = (str(Path(models_dir).resolve()), str(device))
+    sig = models_signature(models_dir)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        pipe = Pipeline.from_dir(models_dir, device=device)
+        _CACHE[key] = (sig, pipe)
+        return pipe
