@@ -136,7 +136,10 @@ class Canvas:
         self.px = anatomy.px_per_u  # pixels per unit u
 
     def blur(self, layer: np.ndarray, sigma_u: float) -> np.ndarray:
-        return gaussian_filter(layer, max(sigma_u * self.px, 0.3), mode="nearest").astype(np.float32)
+        sigma = max(sigma_u * self.px, 0.3)
+        if layer.ndim == 3:  # a stack of layers, blurred in-plane only
+            sigma = (0.0, sigma, sigma)
+        return gaussian_filter(layer, sigma, mode="nearest", truncate=3.0).astype(np.float32)
 
     def ellipse(self, cu: float, cv: float, ru: float, rv: float, soft: float = 0.15) -> np.ndarray:
         """Soft-edged filled ellipse, 1 inside; ``soft`` is the edge width as a fraction of the radius."""

@@ -76,7 +76,7 @@ def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layer
     mediastinum = mediastinum_mask(canvas, a, widen=float(a.extra.get("mediastinum_widen", 1.0)))
     lungs = lung_masks(canvas, a)
     cut = np.clip(1 - 0.85 * heart - mediastinum, 0, 1)
-    lungs = np.stack([canvas.blur(m, 0.004) * cut for m in lungs])
+    lungs = canvas.blur(lungs, 0.004) * cut[None]
     air = lungs.sum(0)
 
     posterior, anterior = rib_paths(a)
@@ -144,8 +144,7 @@ def compose(layers: Layers, a: Anatomy, canvas: Canvas, rng: np.random.Generator
         - 0.12 * gastric
     )
     # Low-frequency exposure variation, then the film curve and quantum noise.
-    yy, xx = np.mgrid[0 : canvas.size, 0 : canvas.size].astype(np.float32) / canvas.size
-    tilt = rng.uniform(-0.04, 0.04) * (xx - 0.5) + rng.uniform(-0.04, 0.04) * (yy - 0.5)
+    tilt = rng.uniform(-0.04, 0.04) * (canvas.u - 0.5) + rng.uniform(-0.04, 0.04) * (canvas.v - 0.5)
     img = np.clip(density + 0.04 + tilt * (layers.body > 0.1), 0, 1) ** a.gamma
     img = img + rng.normal(0, a.noise_sd, img.shape).astype(np.float32)
     return np.clip(img, 0, 1).astype(np.float32)

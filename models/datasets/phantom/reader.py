@@ -158,8 +158,8 @@ def simulate_reading(
         for _k in range(n):
             if name == "bones and soft tissues":  # ribs and chest wall: the periphery of the chest
                 ang = rng.uniform(0, 2 * np.pi)
-                x = cx + np.cos(ang) * (x2 - x1) * rng.uniform(0.3, 0.45)
-                y = cy + np.sin(ang) * (y2 - y1) * rng.uniform(0.25, 0.42)
+                x = cx + np.cos(ang) * (x2 - x1) * rng.uniform(0.25, 0.42)
+                y = cy + np.sin(ang) * (y2 - y1) * rng.uniform(0.2, 0.36)
             else:
                 x = rng.normal(cx, WITHIN_REGION_SPREAD * (x2 - x1) + style.spatial_noise * chest_w)
                 y = rng.normal(cy, WITHIN_REGION_SPREAD * (y2 - y1) + style.spatial_noise * chest_w)
