@@ -91,8 +91,8 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
     half = scale / 2
     chest_box = (cx - half, cy - half * rng.uniform(0.97, 1.02), cx + half, cy + half)
     lat = 0.075 + rng.uniform(-0.015, 0.015)
-    dome_r = rng.uniform(0.70, 0.75)
-    heart_right = rng.uniform(0.39, 0.42)
+    dome_r = rng.uniform(0.74, 0.78)
+    heart_right = rng.uniform(0.37, 0.40)
     thorax = (1 - lat) - lat
     ctr = rng.uniform(0.38, 0.47)
     return Anatomy(
@@ -102,7 +102,7 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
         apex_u=(rng.uniform(0.25, 0.29), 1 - rng.uniform(0.25, 0.29)),
         lateral_u=(lat, 1 - lat + rng.uniform(-0.01, 0.01)),
         medial_u=(rng.uniform(0.44, 0.46), 1 - rng.uniform(0.44, 0.46)),
-        cp_v=(dome_r + rng.uniform(0.09, 0.12), dome_r + rng.uniform(0.11, 0.14)),
+        cp_v=(dome_r + rng.uniform(0.08, 0.11), dome_r + rng.uniform(0.09, 0.12)),
         dome_v=(dome_r, dome_r + rng.uniform(0.01, 0.035)),
         dome_u=(rng.uniform(0.24, 0.30), 1 - rng.uniform(0.24, 0.30)),
         heart_right_u=heart_right,
@@ -193,7 +193,7 @@ def mediastinum_mask(canvas: Canvas, a: Anatomy, widen: float = 1.0) -> np.ndarr
     half = a.mediastinum_half_width * widening * (0.85 + 0.3 * np.clip(canvas.v / max(a.heart_top_v, 1e-3), 0, 1))
     band = np.clip((half - np.abs(canvas.u - 0.5)) / 0.01 + 0.5, 0, 1) * np.clip((a.heart_top_v + 0.12 - canvas.v) / 0.06, 0, 1)
     ku, kv, kr = a.aortic_knob
-    knob = canvas.ellipse(0.5 + (ku - 0.5) * widen, kv, kr, kr * 1.3)
+    knob = canvas.ellipse(0.5 + (ku - 0.5) * widen, kv, kr, kr * 1.4, soft=0.5)
     return np.maximum(band, knob).astype(np.float32)
 
 

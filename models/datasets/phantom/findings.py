@@ -270,13 +270,13 @@ def draw_pleural_effusion(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> 
     for side in _sides(p):
         lung = L.lungs[side]
         # Small to moderate: the meniscus stays within the costophrenic region so the box holds all the fluid.
-        depth = min(0.03 + 0.1 * p.severity * rng.uniform(0.8, 1.2), a.cp_v[side] - 0.77)
+        depth = min(0.04 + 0.1 * p.severity * rng.uniform(0.8, 1.2), a.cp_v[side] - 0.75)
         level = a.cp_v[side] - depth
         lateral = np.abs(c.u - a.lateral_u[side])  # distance from the lateral chest wall
         top = level + 0.05 * np.clip(lateral / 0.25, 0, 1) ** 0.5 - 0.025  # meniscus: higher laterally
         fluid = np.clip((c.v - top) / 0.025, 0, 1) * lung
         fluid = c.blur(fluid, 0.004)
-        L.density += (0.22 + 0.14 * p.severity) * fluid
+        L.density += (0.28 + 0.12 * p.severity) * fluid
         region = f"{SIDE_WORD[side]} costophrenic angle"
         box = _box(fluid, a, region, 0.35)
         if box:

@@ -100,7 +100,7 @@ def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layer
     spine = np.clip((0.042 - np.abs(canvas.u - 0.5)) / 0.006, 0, 1) * np.ones_like(canvas.v)
     vertebrae = 0.7 + 0.3 * np.cos(np.pi * (canvas.v - a.rib_start_v) / (a.rib_spacing_v * 0.9)) ** 8
     pedicles = sum(canvas.ellipse(0.5 + s * 0.03, 0, 0.008, 1.0, soft=0.6) for s in (-1, 1))  # vertical stripes
-    bones = ribs + 0.05 * spine * vertebrae + 0.02 * pedicles * vertebrae
+    bones = ribs + 0.045 * spine * vertebrae + 0.01 * pedicles * vertebrae
 
     vessels = vessel_tree(canvas, a, rng) * 0.10
     hila = sum(canvas.ellipse(0.5 + s * 0.1, 0.43, 0.04, 0.06, soft=1.0) for s in (-1, 1))
