@@ -29,3 +29,16 @@ def phantom_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("phantom") / "store"
     generate_store(root, n=16, seed=7, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny classifier, scanpath and report models trained on a SYNTHETIC phantom store (about a minute).
+
+    Returns (store_dir, models_dir). For tests that need working models, not good ones."""
+    from models.quickstart import PROFILES, ensure_sample_store, train_default_models
+
+    base = tmp_path_factory.mktemp("tiny_models")
+    store = ensure_sample_store(base / "store", n=PROFILES["tiny"]["images"], seed=11, progress=False)
+    train_default_models(store, base / "models", profile="tiny", device="cpu", progress=False)
+    return store, base / "models"

@@ -1,0 +1,67 @@
+"""First-run setup: the embedded SYNTHETIC sample store and quickly trained default models.
+
+Used by ``gazelabel serve`` (no ``--studies``) and by the test suite. Training goes through the same
+``gazelabel train ...`` code paths a user runs, so the defaults are ordinary models, just small.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.pipeline import MODEL_FILES
+
+# Per profile: phantom images, then the train arguments of each family.
+PROFILES = {
+    # ~1 minute on 2 CPU cores: for tests that need *a* model, not a good one.
+    "tiny": {
+        "images": 24,
+        "classifier": ["--epochs", "2", "--size", "128", "--width", "8"],
+        "scanpath": ["--epochs", "1", "--size", "128", "--slots", "24"],
+        "report": ["--epochs", "1"],
+    },
+    # a few minutes on 2 CPU cores: the defaults `gazelabel serve` starts with.
+    "quick": {
+        "images": 120,
+        "classifier": ["--epochs", "8", "--size", "224"],
+        "scanpath": ["--epochs", "6", "--size", "128"],
+        "report": ["--epochs", "3"],
+    },
+}
+
+
+def ensure_sample_store(root: str | Path, n: int = 120, seed: int = 0, progress: bool = True) -> Path:
+    """Generate the SYNTHETIC phantom store at ``root`` unless one is already there."""
+    from models.datasets.phantom import generate_store
+
+    root = Path(root)
+    if (root / "dataset.json").exists():
+        return root
+    generate_store(root, n=n, seed=seed, progress=progress)
+    return root
+
+
+def train_default_models(store: str | Path, models_dir: str | Path, profile: str = "quick", *,
+                         only_missing: bool = True, device: str = "auto", progress: bool = True) -> dict[str, Path]:
+    """Train classifier, scanpath and report models on ``store`` into ``models_dir`` (the layout
+    :func:`models.pipeline.Pipeline.from_dir` reads). Returns name -> path of each model."""
+    from models.cli import main
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for family in ("classifier", "scanpath", "report"):
+        target = models_dir / MODEL_FILES[family]
+        done = target.is_file() if family != "report" else (target / "report.pt").exists()
+        if not (done and only_missing):
+            if progress:
+                print(f"[gazelabel] training the default {family} model ({profile} profile) -> {target}", flush=True)
+            args = ["train", family, "--data", str(store), "--out", str(target), "--device", device, *PROFILES[profile][family]]
+            if family == "classifier" and not progress:
+                args.append("--no-progress")
+            code = main(args)
+            if code:
+                raise RuntimeError(f"training the default {family} model failed (exit {code})")
+        out[family] = target
+    return out
