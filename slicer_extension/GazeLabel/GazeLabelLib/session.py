@@ -201,7 +201,13 @@ class AnnotationSession:
         return self._require_client().train_start(model, params)
 
     def training_status(self) -> TrainingStatus:
-        raw = self._require_client().train_status()
+        """The latest training task; status NONE when the server has never trained (it answers 404 then)."""
+        try:
+            raw = self._require_client().train_status()
+        except ServerError as e:
+            if e.status == 404:
+                return TrainingStatus("NONE", [], {})
+            raise
         if not isinstance(raw, dict) or not raw:
             return TrainingStatus("NONE", [], raw if isinstance(raw, dict) else {"tasks": raw})
         details = raw.get("details") or []
