@@ -94,7 +94,7 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
     dome_r = rng.uniform(0.74, 0.78)
     heart_right = rng.uniform(0.37, 0.40)
     thorax = (1 - lat) - lat
-    ctr = rng.uniform(0.38, 0.47)
+    ctr = rng.uniform(0.39, 0.495)
     return Anatomy(
         size=size,
         chest_box=tuple(float(c) for c in chest_box),

@@ -71,7 +71,7 @@ def apply_geometry(a: Anatomy, plan: dict[str, Planned], rng: np.random.Generato
     """Findings that change the normal anatomy: heart size, mediastinal width, volume loss."""
     p = plan.get("Cardiomegaly")
     if p is not None:
-        ctr = 0.51 + 0.02 * rng.random() if p.value == -1 else 0.54 + 0.12 * p.severity
+        ctr = 0.50 + 0.025 * rng.random() if p.value == -1 else 0.52 + 0.13 * p.severity
         width = ctr * a.thorax_width
         a.heart_right_u = 0.5 - width * rng.uniform(0.30, 0.36)
         a.heart_left_u = a.heart_right_u + width
@@ -189,7 +189,7 @@ def draw_lung_opacity(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list
 def draw_edema(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list[Drawn]:
     """Bilateral perihilar (bat-wing) haze plus Kerley B lines at the lateral bases."""
     out = []
-    level = 0.08 + 0.14 * p.severity
+    level = 0.05 + 0.15 * p.severity
     for side in (RIGHT, LEFT):
         hu = _mirror(0.36, side)
         haze = c.ellipse(hu, 0.47, 0.17, 0.2, soft=1.6) * L.lungs[side]
