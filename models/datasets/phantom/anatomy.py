@@ -116,7 +116,7 @@ def sample_anatomy(rng: np.random.Generator, size: int) -> Anatomy:
         rib_tilt=rng.uniform(0.08, 0.13),
         clavicle_v=rng.uniform(0.09, 0.13),
         body_density=rng.uniform(0.49, 0.55),
-        lung_air=rng.uniform(0.36, 0.44),
+        lung_air=rng.uniform(0.33, 0.41),
         gamma=rng.uniform(0.85, 1.15),
         noise_sd=rng.uniform(0.006, 0.014),
     )

@@ -156,7 +156,7 @@ def draw_airspace(c: Canvas, a: Anatomy, L: Layers, specs: list[Planned], rng) -
     severity = max(s.severity for s in specs if s.name == "Consolidation") if any(s.name == "Consolidation" for s in specs) else main.severity
     extent = 0.07 + 0.09 * severity
     patch = _patch(c, a, L, u, v, extent, side, rng)
-    L.density += (0.10 + 0.20 * severity) * rng.uniform(0.85, 1.15) * patch
+    L.density += (0.14 + 0.22 * severity) * rng.uniform(0.85, 1.15) * patch
     # Air bronchograms: dark branching tubes visible only inside the dense part.
     segs, widths = [], []
     for _ in range(int(rng.integers(2, 5))):
@@ -181,7 +181,7 @@ def draw_lung_opacity(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> list
     u, v = _point_in_lung(c, a, L, region, side, rng, inset=0.3)
     extent = 0.08 + 0.08 * p.severity
     haze = c.blur(c.ellipse(u, v, extent, extent * 0.8, soft=1.0), extent * 0.2) * L.lungs[side]
-    L.density += (0.06 + 0.12 * p.severity) * haze
+    L.density += (0.08 + 0.12 * p.severity) * haze
     box = _box(haze, a, region, 0.35)
     return [Drawn(p.name, p.value, box, region, {"side": SIDE_WORD[side], "zone": region})] if box else []
 

@@ -81,13 +81,13 @@ def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layer
 
     posterior, anterior = rib_paths(a)
     rib_w = 0.024
-    ribs = canvas.lines(posterior, [rib_w] * len(posterior), [0.045] * len(posterior))
+    ribs = canvas.lines(posterior, [rib_w] * len(posterior), [0.06] * len(posterior))
     # Cortical margins: brighter upper and lower edges of each posterior rib.
     edges = []
     for path in posterior:
         edges.append([(u, v - rib_w * 0.42) for u, v in path])
         edges.append([(u, v + rib_w * 0.42) for u, v in path])
-    ribs = np.maximum(ribs, canvas.lines(edges, [0.0045] * len(edges), [0.085] * len(edges)))
+    ribs = np.maximum(ribs, canvas.lines(edges, [0.0045] * len(edges), [0.10] * len(edges)))
     ribs += canvas.lines(anterior, [0.02] * len(anterior), [0.025] * len(anterior))
     clav_v = a.clavicle_v
     clavicles = [
@@ -106,6 +106,9 @@ def render_normal(canvas: Canvas, a: Anatomy, rng: np.random.Generator) -> Layer
     hila = sum(canvas.ellipse(0.5 + s * 0.1, 0.43, 0.04, 0.06, soft=1.0) for s in (-1, 1))
     texture = canvas.blur(rng.normal(0, 1, (canvas.size, canvas.size)).astype(np.float32), 0.006)
     vessels = vessels + 0.07 * hila + 0.06 * texture / (texture.std() + 1e-6) * 0.3
+    if rng.random() < 0.5:  # breast shadows: soft density over both lower zones
+        breasts = sum(canvas.ellipse(0.5 + s * rng.uniform(0.24, 0.3), rng.uniform(0.8, 0.88), 0.2, 0.16, soft=0.8) for s in (-1, 1))
+        body = body * (1 + rng.uniform(0.06, 0.14) * np.clip(breasts, 0, 1))
     zeros = np.zeros((canvas.size, canvas.size), np.float32)
     return Layers(body, lungs, heart, mediastinum, bones.astype(np.float32), vessels.astype(np.float32),
                   zeros.copy(), zeros.copy(), posterior, anterior)
