@@ -24,6 +24,7 @@ FINDING_COLOURS = (
 FIXATION_COLOUR = (0, 255, 255)
 PATH_COLOUR = (255, 255, 255)
 HEATMAP_ALPHA = 0.5
+HEATMAP_FLOOR = 0.15
 
 
 def window(array: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
@@ -111,7 +112,8 @@ def render_overlay(
             hm = np.asarray(Image.fromarray(hm).resize((out_w, out_h), Image.BILINEAR))
         peak = float(hm.max())
         hm = hm / peak if peak > 0 else hm
-        alpha = (HEATMAP_ALPHA * hm)[..., None]
+        # The faint tail of the map is left untinted so the anatomy stays readable.
+        alpha = (HEATMAP_ALPHA * np.clip((hm - HEATMAP_FLOOR) / (1 - HEATMAP_FLOOR), 0, 1))[..., None]
         blended = np.asarray(canvas, dtype=np.float32) * (1 - alpha) + colourmap(hm).astype(np.float32) * alpha
         canvas = Image.fromarray((blended + 0.5).astype(np.uint8))
 

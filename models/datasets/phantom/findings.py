@@ -280,7 +280,7 @@ def draw_pleural_effusion(c: Canvas, a: Anatomy, L: Layers, p: Planned, rng) -> 
         region = f"{SIDE_WORD[side]} costophrenic angle"
         box = _box(fluid, a, region, 0.35)
         if box:
-            size = "small" if p.severity < 0.6 else "moderate"
+            size = "small" if depth < 0.08 else "moderate"
             out.append(Drawn(p.name, p.value, box, region, {"side": SIDE_WORD[side], "size": size, "bilateral": p.side == BOTH}))
     return out
 

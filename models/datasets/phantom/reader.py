@@ -158,7 +158,7 @@ def simulate_reading(
         for _k in range(n):
             if name == "bones and soft tissues":  # ribs and chest wall: the periphery of the chest
                 ang = rng.uniform(0, 2 * np.pi)
-                x = cx + np.cos(ang) * (x2 - x1) * rng.uniform(0.25, 0.42)
+                x = cx + np.cos(ang) * (x2 - x1) * rng.uniform(0.25, 0.38)
                 y = cy + np.sin(ang) * (y2 - y1) * rng.uniform(0.2, 0.36)
             else:
                 x = rng.normal(cx, WITHIN_REGION_SPREAD * (x2 - x1) + style.spatial_noise * chest_w)
