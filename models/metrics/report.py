@@ -157,7 +157,11 @@ class ReportScorer:
 class _Closed:
     """Stands in for a killed METEOR process so pycocoevalcap's __del__ finds nothing left to do."""
 
-    stdin = None
+    class _Pipe:
+        def close(self):
+            pass
+
+    stdin = _Pipe()
 
     def kill(self):
         pass
