@@ -1,0 +1,280 @@
+"""Start, wait for and stop a hardened GazeLabel server (``monailabel start_server`` in a subprocess).
+
+    settings = ServerSettings(studies="store/", models_dir="models/", work_dir="run/", port=free_port())
+    with ServerProcess(settings) as server:          # starts and waits until GET /info/ answers
+        requests.get(f"{server.url}/info/", headers=server.headers)
+
+The subprocess runs ``python -m monailabel.main start_server --app monailabel_app --uvicorn_app
+monailabel_app.server:app`` with the environment MONAI Label reads its settings from: tracking off, PNG/DICOM/JPG
+studies, no scoring at start, browser requests limited to the server's own origin, sessions and logs under
+``work_dir``, and the GazeLabel auth and guard settings (``GAZELABEL_*``). Its working directory is
+``work_dir`` so a stray ``.env`` elsewhere cannot change the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+APP_DIR = Path(__file__).resolve().parent
+REPO_ROOT = APP_DIR.parent
+STUDY_EXTENSIONS = ["*.png", "*.dcm", "*.jpg", "*.jpeg"]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerSettings:
+    """Everything one server needs; ``studies`` is a case store folder or a DICOMweb URL."""
+
+    studies: str
+    models_dir: Path
+    work_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_token: str | None = None
+    basic_auth: str | None = None  # "user:password"
+    infer_workers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.models_dir, self.work_dir = Path(self.models_dir).resolve(), Path(self.work_dir).resolve()
+        if not str(self.studies).startswith(("http://", "https://")):
+            self.studies = str(Path(self.studies).resolve())
+        if self.auth_token and self.basic_auth:
+            raise ValueError("use --auth-token or --basic-auth, not both")
+        if self.basic_auth and (":" not in self.basic_auth or not all(self.basic_auth.partition(":")[::2])):
+            raise ValueError("--basic-auth must be USER:PASSWORD with both parts non-empty")
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header clients must send (empty without auth)."""
+        from monailabel_app.security import AuthConfig
+
+        user, _, password = (self.basic_auth or "").partition(":")
+        bearer = AuthConfig(token=self.auth_token, username=user or None, password=password or None).bearer
+        return {"Authorization": f"Bearer {bearer}"} if bearer else {}
+
+
+def log_config(path: Path, log_file: Path) -> Path:
+    """A logging dictConfig for uvicorn and MONAI Label: console plus a rotating file."""
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": {"format": "[%(asctime)s] [%(process)s] [%(levelname)s] (%(name)s) - %(message)s"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout"},
+            "file": {"class": "logging.handlers.RotatingFileHandler", "formatter": "default", "filename": str(log_file),
+                     "maxBytes": 10_000_000, "backupCount": 2},
+        },
+        "root": {"level": "INFO", "handlers": ["console", "file"]},
+        "loggers": {"uvicorn.access": {"level": "WARNING"}, "filelock": {"level": "WARNING"}},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=1))
+    return path
+
+
+def server_command(s: ServerSettings) -> list[str]:
+    logs = s.work_dir / "logs"
+    return [
+        sys.executable, "-m", "monailabel.main", "start_server",
+        "--app", str(APP_DIR), "--studies", s.studies,
+        "--host", s.host, "--port", str(s.port),
+        "--uvicorn_app", "monailabel_app.server:app",
+        "--log_config", str(log_config(logs / "logging.json", logs / "server.log")),
+        "--conf", "models_dir", str(s.models_dir),
+        "--conf", "dicomweb_cache", str(s.work_dir / "dicomweb_cache"),
+    ]
+
+
+def server_environment(s: ServerSettings, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for key in ("GAZELABEL_AUTH_TOKEN", "GAZELABEL_BASIC_AUTH"):
+        env.pop(key, None)
+    origins = [f"http://{h}:{s.port}" for h in ("127.0.0.1", "localhost")]
+    if s.host not in ("0.0.0.0", "::", *LOOPBACK_HOSTS):
+        origins.append(f"http://{s.host}:{s.port}")
+    env.update({
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+        "MONAI_LABEL_TRACKING_ENABLED": "false",
+        "MONAI_LABEL_AUTH_ENABLE": "false",  # the JWT check of 0.8.5 is broken; GuardMiddleware authenticates
+        "MONAI_LABEL_DATASTORE_FILE_EXT": json.dumps(STUDY_EXTENSIONS),
+        "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",  # scoring runs the classifier on every image: on request only
+        # Not MONAI_LABEL_CORS_ORIGINS: 0.8.5's start_server crashes when it is set (json.dumps of AnyHttpUrl).
+        # GuardMiddleware refuses requests (and CORS preflights) from other origins before CORS runs.
+        "MONAI_LABEL_SESSION_PATH": str(s.work_dir / "sessions"),
+        "GAZELABEL_ALLOWED_ORIGINS": ",".join(origins),
+        "GAZELABEL_INFER_WORKERS": str(s.infer_workers),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    })
+    if s.host in LOOPBACK_HOSTS:
+        env["GAZELABEL_ALLOWED_HOSTS"] = ",".join(LOOPBACK_HOSTS)
+    if s.auth_token:
+        env["GAZELABEL_AUTH_TOKEN"] = s.auth_token
+    if s.basic_auth:
+        env["GAZELABEL_BASIC_AUTH"] = s.basic_auth
+    env.update(s.extra_env)
+    return env
+
+
+class ServerProcess:
+    """A running server subprocess. Its output goes to ``work_dir/logs/stdout.log`` (``quiet``, the
+    default) or to this process's terminal."""
+
+    def __init__(self, settings: ServerSettings, quiet: bool = True):
+        self.settings = settings
+        self.quiet = quiet
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.settings.headers
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.work_dir / "logs" / ("stdout.log" if self.quiet else "server.log")
+
+    def start(self, timeout: float = 180.0) -> "ServerProcess":
+        command = server_command(self.settings)  # creates work_dir/logs
+        with open(self.log_file, "ab") if self.quiet else open(os.devnull, "rb") as out:
+            self.process = subprocess.Popen(
+                command, env=server_environment(self.settings), cwd=self.settings.work_dir,
+                stdout=out if self.quiet else None, stderr=subprocess.STDOUT if self.quiet else None,
+                start_new_session=True,
+            )
+        self.wait_ready(timeout)
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log yet)"
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll ``GET /info/`` until it answers 200; RuntimeError with the log tail if the server dies or hangs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/info/", headers=self.headers, timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"the server did not answer {self.url}/info/ within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the server and the train/scoring subprocesses it started (its process group)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------- gazelabel serve
+def _connection_help(s: ServerSettings, image_id: str) -> str:
+    auth = ""
+    if s.auth_token:
+        auth = ' -H "Authorization: Bearer $GAZELABEL_AUTH_TOKEN"'
+    elif s.basic_auth:
+        auth = f" -u {s.basic_auth.partition(':')[0]}:<password>"
+    login = ("token: the --auth-token value" if s.auth_token else
+             "user/password: the --basic-auth values" if s.basic_auth else "no login (loopback only)")
+    return "\n".join([
+        "",
+        f"GazeLabel server ready at {s.url}",
+        f"  studies: {s.studies}",
+        f"  models:  {s.models_dir}",
+        f"  logs:    {s.work_dir / 'logs'}",
+        "",
+        "3D Slicer: install the GazeLabel extension (slicer_extension/), open the GazeLabel module and set",
+        f"  Server = {s.url}  ({login}).",
+        "",
+        "Try it:",
+        f'  curl -s{auth} "{s.url}/info/"',
+        f'  curl -s{auth} -X POST "{s.url}/infer/pipeline?image={image_id}&output=json"',
+        f'  curl -s{auth} -X POST "{s.url}/infer/gaze_classifier?image={image_id}&output=image" -o heatmap.nii.gz',
+        "Ctrl-C stops the server.",
+        "",
+    ])
+
+
+def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, auth_token: str | None = None,
+          basic_auth: str | None = None, models_dir: str | Path | None = None, work_dir: str | Path | None = None,
+          profile: str = "quick", infer_workers: int = 2, insecure: bool = False) -> int:
+    """``gazelabel serve``: prepare the sample store and default models if needed, start the server in the
+    foreground, print how to connect, and return its exit code when it stops (Ctrl-C)."""
+    from models.datasets.store import CaseStore
+    from models.quickstart import PROFILES, ensure_sample_store, train_default_models
+    from models.runtime import home
+
+    if host not in LOOPBACK_HOSTS and not (auth_token or basic_auth) and not insecure:
+        raise ValueError(f"--host {host}: refusing to serve beyond this machine without --auth-token or "
+                         "--basic-auth (add --insecure to do it anyway)")
+    models_dir = Path(models_dir or home() / "models")
+    if studies is None:
+        print(f"[gazelabel] no --studies: using the embedded SYNTHETIC phantom store in {home() / 'sample_store'}", flush=True)
+        studies = str(ensure_sample_store(home() / "sample_store", n=PROFILES[profile]["images"]))
+        train_default_models(studies, models_dir, profile=profile, device="cpu")
+    elif not (models_dir / "classifier.pt").exists():
+        print(f"[gazelabel] {models_dir} has no classifier yet: infer tasks appear once you train "
+              "(POST /train/gaze_classifier after saving labels, or `gazelabel train classifier`)", flush=True)
+    settings = ServerSettings(studies=studies, models_dir=models_dir, work_dir=Path(work_dir or home() / "server"),
+                              host=host, port=port, auth_token=auth_token, basic_auth=basic_auth,
+                              infer_workers=infer_workers)
+    image_id = "<image id>"
+    if not settings.studies.startswith(("http://", "https://")):
+        image_id = next(iter(CaseStore(settings.studies).ids()), image_id)
+    server = ServerProcess(settings, quiet=False)
+    try:
+        server.start(timeout=300)
+        print(_connection_help(settings, image_id), flush=True)
+        return server.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()

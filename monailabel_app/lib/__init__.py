@@ -1,0 +1,1 @@
+"""Task, datastore and strategy classes of the GazeLabel app (imported as ``monailabel_app.lib``)."""

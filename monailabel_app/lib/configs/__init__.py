@@ -1,0 +1,1 @@
+"""App configuration: where the models live and how they are (re)loaded."""

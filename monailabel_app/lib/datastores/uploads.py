@@ -1,0 +1,63 @@
+"""Checks on files a client uploads: images must be readable 2D chest radiographs, labels must be Cases.
+
+Both raise the library's own errors (``ImageError``, ``CaseError``), which the server turns into HTTP 4xx
+with the message, so a bad upload never reaches the store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from models.imaging import ImageError, read_image
+from models.schema import Case, CaseError
+
+IMAGE_EXTENSIONS = (".png", ".dcm", ".jpg", ".jpeg")
+LABEL_EXTENSIONS = (".json",)
+RADIOGRAPH_MODALITIES = ("CR", "DX")
+MAX_LABEL_BYTES = 8 * 1024 * 1024
+
+
+def check_image_upload(path: str | Path, ext: str) -> dict:
+    """Read the uploaded image once to prove it is a usable radiograph; returns facts for the image info.
+
+    Raises:
+        ImageError: wrong extension, unreadable or truncated file, not 2D, too large, or a DICOM whose
+            modality is not CR/DX (a CT slice or a structured report is refused here).
+    """
+    if ext.lower() not in IMAGE_EXTENSIONS:
+        raise ImageError(f"upload: file type {ext or '(none)'!r} is not accepted; send one of {', '.join(IMAGE_EXTENSIONS)}")
+    loaded = read_image(path)
+    modality = loaded.meta.get("modality")
+    if loaded.meta.get("format") == "dicom" and modality not in RADIOGRAPH_MODALITIES:
+        raise ImageError(
+            f"upload: DICOM modality {modality or '(empty)'!r} is not a chest radiograph; "
+            f"only {'/'.join(RADIOGRAPH_MODALITIES)} are accepted"
+        )
+    info = {"width": loaded.width, "height": loaded.height}
+    if modality:
+        info["modality"] = modality
+    return info
+
+
+def read_label_upload(path: str | Path, image_id: str) -> Case:
+    """Parse an uploaded label as a Case for ``image_id`` (its ``id`` is set to the image id).
+
+    Raises:
+        CaseError: not JSON, too big, or not a valid Case (the message names the field).
+    """
+    path = Path(path)
+    if path.stat().st_size > MAX_LABEL_BYTES:
+        raise CaseError(f"label: {path.stat().st_size} bytes is larger than the {MAX_LABEL_BYTES}-byte limit")
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CaseError(f"label: not valid JSON ({e})") from None
+    if isinstance(data, dict) and not data.get("id"):
+        data = {**data, "id": image_id}
+    try:
+        case = Case.from_dict(data)
+    except CaseError as e:
+        raise CaseError(f"label: {e}") from None
+    case.id = image_id
+    return case

@@ -1,0 +1,1 @@
+"""Infer tasks: gaze_classifier, scanpath, report and pipeline (thin adapters over models/)."""

@@ -1,0 +1,1 @@
+"""Scoring methods that store per-image values in the datastore."""

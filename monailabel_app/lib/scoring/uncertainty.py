@@ -1,0 +1,30 @@
+"""Scoring method ``uncertainty``: store every image's MC-dropout entropy in the datastore (see
+:mod:`monailabel_app.lib.activelearning.uncertainty`). Images already scored by the current classifier
+with the same ``mc_samples`` are skipped; ``POST /scoring/uncertainty`` runs it."""
+
+from __future__ import annotations
+
+from monailabel.interfaces.tasks.scoring import ScoringMethod
+
+from ..activelearning.uncertainty import score_image, stored_uncertainty
+from ..configs.models import ModelCache, stamp, stamp_text
+
+
+class UncertaintyScoring(ScoringMethod):
+    def __init__(self, models: ModelCache):
+        super().__init__("Store each image's MC-dropout entropy (classifier) for active learning")
+        self.models = models
+
+    def __call__(self, request, datastore):
+        mc_samples = int(request.get("mc_samples", 8))
+        model = stamp_text(stamp(self.models.models_dir, "classifier"))
+        if model is None:
+            return {"scored": 0, "skipped": 0, "detail": "no classifier model yet"}
+        scored = skipped = 0
+        for image_id in datastore.list_images():
+            if stored_uncertainty(datastore, image_id, model, mc_samples) is not None:
+                skipped += 1
+                continue
+            score_image(self.models, datastore, image_id, mc_samples)
+            scored += 1
+        return {"scored": scored, "skipped": skipped, "model": model, "mc_samples": mc_samples}

@@ -1,0 +1,1 @@
+"""Train tasks that retrain a model family on the annotators' labels and publish it for the infer tasks."""

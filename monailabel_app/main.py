@@ -1,0 +1,102 @@
+"""GazeLabel: the MONAI Label app for gaze-guided chest X-ray AI.
+
+Serves four infer tasks on 2D radiographs (``gaze_classifier``, ``scanpath``, ``report`` and ``pipeline``,
+each answering a ``models.schema`` Case under ``"case"`` and, for ``output=image``, the heatmap as a label
+image), three train tasks of the same names that retrain on the annotators' Case labels, an MC-dropout
+``uncertainty`` active-learning strategy (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
+
+Studies are a local case store folder or a DICOMweb URL (CR/DX series, e.g. Orthanc). App conf keys
+(``--conf key value``): ``models_dir`` (default ``$GAZELABEL_HOME/models``), ``dicomweb_cache``.
+Start it with ``gazelabel serve`` (hardened server, see ``monailabel_app/launcher.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from monailabel.config import settings
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.tasks.activelearning.first import First
+from monailabel.tasks.activelearning.random import Random
+
+from models.runtime import home
+from models.vocab import FINDINGS
+from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
+from monailabel_app.lib.configs.models import TASK_NAMES, ModelCache
+from monailabel_app.lib.datastores.local import CaseDatastore
+from monailabel_app.lib.datastores.records import Records
+from monailabel_app.lib.infers.classifier import ClassifierInferTask
+from monailabel_app.lib.infers.pipeline import PipelineInferTask
+from monailabel_app.lib.infers.report import ReportInferTask
+from monailabel_app.lib.infers.scanpath import ScanpathInferTask
+from monailabel_app.lib.scoring.uncertainty import UncertaintyScoring
+from monailabel_app.lib.trainers.family import FamilyTrainTask, finite
+
+class GazeLabelApp(MONAILabelApp):
+    def __init__(self, app_dir, studies, conf):
+        conf = conf or {}
+        self.models_dir = Path(conf.get("models_dir") or home() / "models").resolve()
+        self.models = ModelCache(self.models_dir)
+        self.records: Records | None = None  # set by init_datastore, which the base constructor calls first
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="GazeLabel",
+            description="Gaze-guided chest X-ray findings, scanpaths and reports",
+            version="0.1.0",
+            labels=list(FINDINGS),
+        )
+
+    def init_datastore(self):
+        if self.studies.startswith(("http://", "https://")):
+            return self._dicomweb_datastore()
+        self.records = Records(self.studies)
+        return CaseDatastore(
+            self.studies,
+            extensions=settings.MONAI_LABEL_DATASTORE_FILE_EXT,
+            auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+            read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
+        )
+
+    def _dicomweb_datastore(self):
+        from dicomweb_client.session_utils import create_session_from_user_pass
+        from monailabel.datastore.dicom import DICOMwebClientX
+
+        from monailabel_app.lib.datastores.dicomweb import DicomwebCaseDatastore
+
+        url = self.studies.rstrip("/")
+        user = settings.MONAI_LABEL_DATASTORE_USERNAME or settings.MONAI_LABEL_DICOMWEB_USERNAME
+        password = settings.MONAI_LABEL_DATASTORE_PASSWORD or settings.MONAI_LABEL_DICOMWEB_PASSWORD
+        session = create_session_from_user_pass(user, password) if user and password else None
+        client = DICOMwebClientX(url=url, session=session, qido_url_prefix=settings.MONAI_LABEL_QIDO_PREFIX,
+                                 wado_url_prefix=settings.MONAI_LABEL_WADO_PREFIX,
+                                 stow_url_prefix=settings.MONAI_LABEL_STOW_PREFIX)
+        cache = Path(self.conf.get("dicomweb_cache") or home() / "dicomweb_cache" / hashlib.md5(url.encode()).hexdigest())
+        self.records = Records(str(cache))
+        return DicomwebCaseDatastore(client, str(cache))
+
+    def _record(self, image_id: str):
+        return self.records.case(image_id)
+
+    def init_infers(self):
+        return {
+            "gaze_classifier": ClassifierInferTask(self.models, self._record),
+            "scanpath": ScanpathInferTask(self.models, self._record),
+            "report": ReportInferTask(self.models, self._record),
+            "pipeline": PipelineInferTask(self.models, self._record),
+        }
+
+    def init_trainers(self):
+        return {name: FamilyTrainTask(family, self.models_dir, self.records) for family, name in TASK_NAMES.items()}
+
+    def init_strategies(self):
+        return {"uncertainty": UncertaintyStrategy(self.models), "random": Random(), "first": First()}
+
+    def init_scoring_methods(self):
+        return {"uncertainty": UncertaintyScoring(self.models)}
+
+    def info(self):
+        # A NaN anywhere (e.g. an undefined AUC in train stats) makes /info/ a 500 for every client.
+        return finite(super().info())
