@@ -1,0 +1,134 @@
+"""``gazelabel train classifier`` and ``gazelabel evaluate classifier``.
+
+Top-level imports stay light (argparse only) so ``gazelabel --help`` is fast; torch loads inside the
+commands. ``--data`` is anything :func:`models.datasets.open_source` accepts (a case store folder always
+works). Under ``torchrun --nproc_per_node N -m models.cli train classifier ...`` training is data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def open_data(path: str):
+    """A CaseSource from ``--data``: the dataset readers when available, else a case store folder."""
+    try:
+        from models.datasets import open_source
+    except ImportError:
+        from models.datasets.store import CaseStore
+
+        return CaseStore(path).source()
+    return open_source(path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _positive_int(text)
+    if value % 16:
+        raise argparse.ArgumentTypeError(f"--size must be a multiple of 16, got {value}")
+    return value
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder (case store or a supported dataset)")
+    p.add_argument("--out", required=True, help="checkpoint file to write, e.g. models/classifier.pt")
+    p.add_argument("--gaze-weight", type=float, default=1.0, help="weight of the gaze-attention loss (0 = off)")
+    p.add_argument("--gaze-warmup-epochs", type=float, default=0.0, help="ramp the gaze weight up over this many epochs")
+    p.add_argument("--gaze-terms", default="1,1,1,1", metavar="MSE,KL,CC,COM",
+                   help="weights of the four gaze terms (default 1,1,1,1)")
+    p.add_argument("--contrastive-weight", type=float, default=0.0, help="image-report InfoNCE weight (needs reports)")
+    p.add_argument("--box-weight", type=float, default=0.0, help="attention-inside-box loss weight (needs boxes)")
+    p.add_argument("--uncertain", choices=("positive", "negative", "ignore"), default="positive",
+                   help="how uncertain (-1) labels train (default: positive, U-Ones)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--size", type=_size, default=224, help="model input side in pixels (multiple of 16)")
+    p.add_argument("--width", type=_positive_int, default=16, help="encoder width (channels of the first stage)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--max-images", type=_positive_int, default=None, help="train on at most N training cases")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _gaze_terms(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0:
+        raise ValueError(f"--gaze-terms: expected four non-negative numbers MSE,KL,CC,COM, got {text!r}")
+    return values
+
+
+def train(args: argparse.Namespace) -> int:
+    from models.classifier.losses import LossConfig
+    from models.classifier.network import ClassifierConfig
+    from models.classifier.train import TrainConfig, train_classifier
+
+    mse, kl, cc, com = _gaze_terms(args.gaze_terms)
+    source = open_data(args.data)
+    for w in source.warnings[:5]:
+        print(f"warning: {w}")
+    train_classifier(
+        source, args.out,
+        model_config=ClassifierConfig(size=args.size, width=args.width),
+        loss_config=LossConfig(uncertain=args.uncertain, gaze_weight=args.gaze_weight, gaze_mse=mse, gaze_kl=kl,
+                               gaze_cc=cc, gaze_com=com, gaze_warmup_epochs=args.gaze_warmup_epochs,
+                               contrastive_weight=args.contrastive_weight, box_weight=args.box_weight),
+        train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 device=args.device, max_images=args.max_images),
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder (case store or a supported dataset)")
+    p.add_argument("--model", required=True, help="classifier checkpoint")
+    p.add_argument("--json", required=True, help="where to write the metrics JSON")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap replicates for the 95%% CIs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+
+
+def _fmt(ci: dict) -> str:
+    if ci["estimate"] is None:
+        return "n/a"
+    low, high = ci["low"], ci["high"]
+    span = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{ci['estimate']:.3f}{span}"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from models.classifier.evaluate import evaluate_classifier
+
+    source = open_data(args.data)
+    report = evaluate_classifier(args.model, source, args.split, n_boot=args.n_boot, seed=args.seed,
+                                 device=args.device, batch_size=args.batch_size)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    cls, ag = report["classification"], report["attention_gaze"]
+    tag = " (SYNTHETIC data)" if report["synthetic"] else ""
+    print(f"{report['dataset']} {report['split']}: {report['n_cases']} cases{tag}")
+    print(f"  macro AUC {_fmt(cls['macro_auc'])}   macro F1 {_fmt(cls['macro_f1'])}")
+    print(f"  attention-gaze ({ag['n_cases']} cases): CC {_fmt(ag['cc'])}  KL {_fmt(ag['kl'])}  "
+          f"IoU top-10% {_fmt(ag['iou_topk'])}")
+    pg = report["pointing_game"]
+    print(f"  pointing game ({pg['n_boxes']} boxes): {_fmt(pg['accuracy'])}")
+    print(f"wrote {out}")
+    return 0
+
+
+__all__ = ["add_train_arguments", "train", "add_evaluate_arguments", "evaluate", "open_data"]
