@@ -138,7 +138,7 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         settings.setValue(SETTINGS + "authMode", mode)
         session = self.logic.session
         for combo, names, preferred in (
-            (self.ui.strategy, session.strategies, "gaze_uncertainty"),
+            (self.ui.strategy, session.strategies, "uncertainty"),
             (self.ui.inferModel, session.models, "pipeline"),
             (self.ui.trainModel, session.trainers, ""),
         ):

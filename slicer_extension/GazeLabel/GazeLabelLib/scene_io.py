@@ -100,22 +100,26 @@ def image_volume(scene, array: np.ndarray, spacing_mm=None, name: str = "GazeLab
 
 
 def heatmap_volume(scene, heatmap: np.ndarray, name: str = "GazeLabel heatmap"):
-    """Add (or refill) the heatmap overlay on the image's grid: ``heatmap`` ``(H, W)``, scaled to [0, 1]."""
+    """Add (or refill) the heatmap overlay on the image's grid: ``heatmap`` ``(H, W)``, values kept as given.
+
+    Shown above its own baseline: the colour table spans ``[min, min + max]``, so a peaked map shows its
+    peaks and a flat one (attention everywhere, e.g. an untrained model) stays transparent instead of
+    tinting the whole image."""
     image = require_role(scene, "image")
     heatmap = np.asarray(heatmap, dtype=np.float32)
     dims = image.GetImageData().GetDimensions()
     if heatmap.shape != (dims[1], dims[0]):
         raise SceneError(f"{name}: heatmap shape {heatmap.shape} differs from the image's ({dims[1]}, {dims[0]})")
-    peak = float(heatmap.max()) if heatmap.size else 0.0
-    if peak > 0:
-        heatmap = heatmap / peak
+    if not np.isfinite(heatmap).all():
+        raise SceneError(f"{name}: heatmap has NaN or infinite values")
     volume = find_role(scene, "heatmap") or scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     volume.SetAttribute(ROLE, "heatmap")
     spacing = image.GetSpacing()
     _fill_volume(volume, heatmap, spacing[0], spacing[1])
     display = _volume_display(scene, volume, heat_color_table(scene).GetID())
     display.AutoWindowLevelOff()
-    display.SetWindowLevelMinMax(0.0, 1.0)
+    low, peak = float(heatmap.min()), float(heatmap.max())
+    display.SetWindowLevelMinMax(low, low + (peak if peak > 0 else 1.0))
     return volume
 
 
