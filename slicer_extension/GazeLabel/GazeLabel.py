@@ -87,12 +87,20 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.nextFixationButton.connect("clicked()", lambda: self._showFrame(self._playback().step()))
         self.playTimer.connect("timeout()", self._onPlayTick)
         self.trainTimer.connect("timeout()", self.onPollTraining)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneClosed)
         self._updateButtons()
 
     def cleanup(self):
         self.playTimer.stop()
         self.trainTimer.stop()
         self.removeObservers()
+
+    def onSceneClosed(self, caller, event):
+        self.playTimer.stop()
+        self.playback = None
+        self.logic.session.reset()
+        self.ui.imageLabel.text = "No image"
+        self._updateButtons()
 
     # ------------------------------------------------------------------ helpers
     def _run(self, what, function, *args):

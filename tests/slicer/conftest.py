@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Offscreen OpenGL through Mesa EGL; must be set before VTK creates a render window.
@@ -52,3 +53,82 @@ def loaded(headless, phantom_case):
     scene_io.image_volume(headless.scene, decoded.array, case["image"].get("spacing_mm"))
     scene_io.case_to_scene(headless.scene, case)
     return headless
+
+
+class Screenshot:
+    """Pixel checks on a rendered slice view (``GazeLabelLib.headless.SliceScreenshot``)."""
+
+    @staticmethod
+    def rgb(shot) -> np.ndarray:
+        from PIL import Image
+
+        return np.asarray(Image.open(shot.path).convert("RGB"))
+
+    @staticmethod
+    def around(png: np.ndarray, xy: tuple[int, int], radius: int) -> np.ndarray:
+        """``(N, 3)`` float RGB pixels of the square of ``radius`` around ``(column, row)``."""
+        x, y = xy
+        return png[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1, :3].reshape(-1, 3).astype(float)
+
+    @staticmethod
+    def fixation_blue(p: np.ndarray) -> np.ndarray:
+        return (p[:, 2] > 200) & (p[:, 0] < 90) & (p[:, 1] > 140)
+
+    @staticmethod
+    def box_green(p: np.ndarray) -> np.ndarray:
+        return (p[:, 1] > 200) & (p[:, 0] < 120) & (p[:, 2] < 120)
+
+    @staticmethod
+    def quiet_pixel(case: dict, heat: np.ndarray) -> tuple[float, float]:
+        """A pixel centre with no overlay near it: far from fixations, outside boxes, no heat, not under the
+        corner caption (bottom-left)."""
+        h, w = heat.shape
+        fix = np.array([[f["x"], f["y"]] for f in case["fixations"]] or [[-1e9, -1e9]])
+        for y in np.linspace(0.05 * h, 0.95 * h, 19):
+            for x in np.linspace(0.95 * w, 0.05 * w, 19):
+                if x < 0.45 * w and y > 0.85 * h:
+                    continue
+                if np.hypot(*(fix - [x, y]).T).min() < 0.08 * w or heat[int(y), int(x)] > heat.min() + 0.05 * max(heat.max(), 1e-6):
+                    continue
+                if any(b["x1"] - 10 <= x <= b["x2"] + 10 and b["y1"] - 10 <= y <= b["y2"] + 10 for b in case["boxes"]):
+                    continue
+                return int(x) + 0.5, int(y) + 0.5
+        return None
+
+    @classmethod
+    def check(cls, shot, scene, case: dict) -> np.ndarray:
+        """What a person must see, asserted: not blank; the radiograph's own grey where nothing is drawn;
+        a fixation glyph at (nearly) every fixation; each box's outline on its top edge. Returns the RGB."""
+        import slicer
+        from GazeLabelLib import scene_io
+
+        png = cls.rgb(shot)
+        assert png.shape[:2] == (shot.size[1], shot.size[0])
+        assert png.mean(axis=2).std() > 25, f"{shot.path}: blank or flat screenshot"
+        volume = scene_io.require_role(scene, "image")
+
+        image = slicer.util.arrayFromVolume(volume)[0]
+        heat_node = scene_io.find_role(scene, "heatmap")
+        heat = slicer.util.arrayFromVolume(heat_node)[0] if heat_node is not None else np.zeros_like(image)
+        probe = cls.quiet_pixel(case, heat)
+        if probe is not None:  # a busy case may cover the whole film
+            col, row = shot.pixel_of(scene_io.pixels_to_ras(volume, [probe])[0])
+            shown, expected = float(png[row, col].mean()), 255 * float(image[int(probe[1]), int(probe[0])])
+            assert abs(shown - expected) < 20, f"radiograph grey {shown} != {expected} at pixel {probe}"
+
+        fixations = case["fixations"]
+        ras = scene_io.pixels_to_ras(volume, [[f["x"], f["y"]] for f in fixations])
+        seen = np.array([cls.fixation_blue(cls.around(png, shot.pixel_of(p), 6)).any() for p in ras], dtype=bool)
+        assert seen.mean() > 0.9, f"{shot.path}: fixation glyphs missing at fixations {np.flatnonzero(~seen)[:10] + 1}"
+
+        for box in case["boxes"]:
+            # A quarter along the top edge: on the outline, away from the corner and midpoint handles.
+            x, y = box["x1"] + 0.25 * (box["x2"] - box["x1"]), box["y1"]
+            xy = shot.pixel_of(scene_io.pixels_to_ras(volume, [[x, y]])[0])
+            assert cls.box_green(cls.around(png, xy, 2)).any(), f"{shot.path}: {box['finding']} box outline not at {xy}"
+        return png
+
+
+@pytest.fixture
+def screenshot():
+    return Screenshot

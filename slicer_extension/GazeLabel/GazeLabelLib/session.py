@@ -74,6 +74,7 @@ class AnnotationSession:
         self.info: dict = {}
         self.image_id: str | None = None
         self.heatmap_source: str | None = None  # "server" or "fixations"
+        self.last_result: dict = {}  # the last inference reply without its case: synthetic, models, heatmap, seconds
 
     # ------------------------------------------------------------------ server
     def connect(self, server_url: str, *, token: str | None = None, username: str | None = None,
@@ -125,21 +126,20 @@ class AnnotationSession:
         if heatmap is not None:
             self.scene.RemoveNode(heatmap)
         scene_io.image_volume(self.scene, decoded.array, decoded.spacing_mm)
+        self.reset()
         self.image_id = image_id
-        self.heatmap_source = None
 
     def run_pipeline(self, model: str = "pipeline", params: dict | None = None) -> dict:
         """Run the server's ``model`` task on the current image and show its Case (and heatmap)."""
         image_id = self._require_image()
         reply = self._require_client().infer(model, image_id, params)
         case = case_from_result(reply.result, image_id)
+        self.last_result = {k: v for k, v in reply.result.items() if k != "case"}
         volume = scene_io.require_role(self.scene, "image")
         dims = volume.GetImageData().GetDimensions()
         image = dict(case.get("image") or {})
         # The server's case may omit the size or spacing; the loaded image knows them.
-        image.setdefault("width", dims[0])
-        image.setdefault("height", dims[1])
-        if not image.get("width"):
+        if not image.get("width") or not image.get("height"):
             image["width"], image["height"] = dims[0], dims[1]
         if image.get("spacing_mm"):
             row_mm, col_mm = (float(s) for s in image["spacing_mm"])
@@ -161,6 +161,12 @@ class AnnotationSession:
             heat = fixation_density(case.get("fixations") or [], shape)
             self.heatmap_source = "fixations"
         scene_io.heatmap_volume(self.scene, heat)
+
+    def reset(self) -> None:
+        """Forget the current image (the scene was closed); the connection stays."""
+        self.image_id = None
+        self.heatmap_source = None
+        self.last_result = {}
 
     # ------------------------------------------------------------------ edits
     def findings_table(self) -> list[dict]:
