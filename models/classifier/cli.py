@@ -44,6 +44,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gaze-warmup-epochs", type=float, default=0.0, help="ramp the gaze weight up over this many epochs")
     p.add_argument("--gaze-terms", default="1,1,1,1", metavar="MSE,KL,CC,COM",
                    help="weights of the four gaze terms (default 1,1,1,1)")
+    p.add_argument("--gaze-target", choices=("all", "positive"), default="all",
+                   help="attention map matched to gaze: mean of all finding maps (default) or of the positive ones")
     p.add_argument("--contrastive-weight", type=float, default=0.0, help="image-report InfoNCE weight (needs reports)")
     p.add_argument("--box-weight", type=float, default=0.0, help="attention-inside-box loss weight (needs boxes)")
     p.add_argument("--uncertain", choices=("positive", "negative", "ignore"), default="positive",
@@ -81,7 +83,7 @@ def train(args: argparse.Namespace) -> int:
     train_classifier(
         source, args.out,
         model_config=ClassifierConfig(size=args.size, width=args.width),
-        loss_config=LossConfig(uncertain=args.uncertain, gaze_weight=args.gaze_weight, gaze_mse=mse, gaze_kl=kl,
+        loss_config=LossConfig(uncertain=args.uncertain, gaze_weight=args.gaze_weight, gaze_target=args.gaze_target, gaze_mse=mse, gaze_kl=kl,
                                gaze_cc=cc, gaze_com=com, gaze_warmup_epochs=args.gaze_warmup_epochs,
                                contrastive_weight=args.contrastive_weight, box_weight=args.box_weight),
         train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -4,9 +4,9 @@ Every number comes with a bootstrap 95% CI over cases (boxes for the pointing ga
 come from the checkpoint, i.e. from the validation split: the test split is never used to tune anything.
 Uncertain labels (-1) are excluded from AUC/F1.
 
-Attention-gaze agreement compares, per case with gaze, the model's attention for the findings present
-(mean of the positive findings' maps; all maps for a case without positives, the same map the gaze loss
-trains) with the reader's fixation heatmap, both at model-input resolution.
+Attention-gaze agreement compares, per case with gaze, the model's overall attention (the mean of its 14
+finding maps, the map the default gaze loss trains) with the reader's fixation heatmap, both at model-input
+resolution. The pointing game checks each finding's own map against that finding's boxes.
 """
 
 from __future__ import annotations
@@ -21,15 +21,6 @@ from models.vocab import FINDINGS
 
 TOPK = 0.1  # iou_topk: top 10% of pixels
 BINARISE_AT = 0.5  # iou_binarised: pixels above half of each map's peak
-
-
-def _combined_maps(attention: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(N, C, h, w)`` grid attention -> ``(N, h, w)`` mean over each case's positive findings."""
-    w = (labels > 0.5) * (mask > 0.5)
-    none = w.sum(1, keepdims=True) == 0
-    w = np.where(none, 1.0, w).astype(np.float64)
-    w /= w.sum(1, keepdims=True)
-    return np.einsum("nc,nchw->nhw", w, attention)
 
 
 def _upsample(maps: np.ndarray, size: int) -> np.ndarray:
@@ -49,9 +40,7 @@ def agreement_per_case(pred: dict, size: int) -> dict[str, np.ndarray]:
     out = {k: [] for k in ("cc", "kl", "iou_topk", "iou_binarised", "nss")}
     if len(gazed) == 0:
         return {k: np.zeros(0) for k in out}
-    labels = pred["labels"][gazed]
-    mask = pred["mask"][gazed] * (labels >= 0)
-    maps = _upsample(_combined_maps(pred["attention"][gazed], labels, mask), size)
+    maps = _upsample(pred["attention"][gazed].mean(1), size)
     for j, i in enumerate(gazed):
         att, gaze = maps[j], pred["gaze"][i]
         out["cc"].append(correlation_coefficient(att, gaze))
@@ -109,7 +98,7 @@ def evaluate_predictions(pred: dict, thresholds: np.ndarray, size: int, n_boot: 
         "classification": classification_report(pred, thresholds, n_boot, seed),
         "attention_gaze": {
             "n_cases": int(len(agree["cc"])),
-            "definition": "mean attention of the case's positive findings (all maps if none) vs the reader's "
+            "definition": "overall attention (mean of the 14 finding maps) vs the reader's "
                           f"fixation heatmap, at model resolution; iou_topk = top {int(TOPK * 100)}% pixels, "
                           f"iou_binarised = pixels > {BINARISE_AT} x peak; kl = KL(gaze || attention), lower is better",
             **{k: _ci(mean_ci(v, n=n_boot, seed=seed)) for k, v in agree.items()},

@@ -55,18 +55,29 @@ def gaze_to_grid(gaze: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return pooled / pooled.flatten(1).sum(-1).clamp_min(EPS)[:, None, None]
 
 
-def combine_attention(attention: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The one map per case compared with the case's gaze: the mean attention of its positive findings.
+GAZE_TARGETS = ("all", "positive")
 
-    A reader's fixations cover the findings present, so each positive finding's map should sit on them;
-    a case with no positive finding is compared through the mean of all maps (the reader scanned broadly).
+
+def combine_attention(attention: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, mode: str = "all") -> torch.Tensor:
+    """The one map per case that is compared with the case's gaze heatmap.
+
+    ``"all"`` (default): the mean of the 14 finding maps, the model's overall attention. Because the maps are
+    non-negative, the mean can only be ~0 where the reader never looked if EVERY map is ~0 there (no finding
+    may read from an unlooked-at spot such as a burned-in marker), while each map stays free to specialise
+    on part of the looked-at area (a lesion inside the scanned lungs).
+    ``"positive"``: the mean of the case's positive findings' maps (all maps when none is positive); this
+    forces each positive finding's map to spread over everything the reader looked at.
 
     Args:
         attention: ``(B, C, h, w)``, each map summing to 1.
-        targets, mask: ``(B, C)``.
+        targets, mask: ``(B, C)`` (used by ``"positive"``).
     Returns:
         ``(B, h, w)`` probability map.
     """
+    if mode not in GAZE_TARGETS:
+        raise ValueError(f"gaze target must be one of {GAZE_TARGETS}, got {mode!r}")
+    if mode == "all":
+        return attention.mean(1)
     weights = targets.clamp(0, 1) * mask
     none = weights.sum(-1, keepdim=True) == 0
     weights = torch.where(none, torch.ones_like(weights), weights)
@@ -194,11 +205,13 @@ class LossConfig:
     """Weights of the training objective, stored in the checkpoint.
 
     gaze_weight: weight of the whole gaze-attention loss (0 = the no-gaze baseline).
+    gaze_target: which attention map meets the gaze map, see :func:`combine_attention`.
     gaze_warmup_epochs: ramp the gaze weight linearly from 0 to ``gaze_weight`` over this many epochs.
     """
 
     uncertain: str = "positive"
     gaze_weight: float = 1.0
+    gaze_target: str = "all"
     gaze_mse: float = 1.0
     gaze_kl: float = 1.0
     gaze_cc: float = 1.0
@@ -234,6 +247,8 @@ class ClassifierLoss(torch.nn.Module):
         cfg = self.config
         if cfg.uncertain not in UNCERTAIN_POLICIES:
             raise ValueError(f"uncertain policy must be one of {UNCERTAIN_POLICIES}, got {cfg.uncertain!r}")
+        if cfg.gaze_target not in GAZE_TARGETS:
+            raise ValueError(f"gaze target must be one of {GAZE_TARGETS}, got {cfg.gaze_target!r}")
         for name in ("gaze_weight", "contrastive_weight", "box_weight", "gaze_warmup_epochs"):
             if getattr(cfg, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
@@ -247,7 +262,7 @@ class ClassifierLoss(torch.nn.Module):
         total = bce
         gaze_w = cfg.gaze_weight_at(epoch)
         if gaze_w > 0:
-            combined = combine_attention(output.attention, targets, mask)
+            combined = combine_attention(output.attention, targets, mask, cfg.gaze_target)
             gaze_loss, gaze_parts = self.gaze(combined, batch["gaze"], batch["has_gaze"])
             total = total + gaze_w * gaze_loss
             parts.update(gaze_parts, gaze=gaze_loss.detach())
@@ -271,6 +286,7 @@ __all__ = [
     "resolve_uncertain",
     "masked_bce",
     "gaze_to_grid",
+    "GAZE_TARGETS",
     "combine_attention",
     "gaze_terms",
     "GazeLossWeights",

@@ -140,12 +140,16 @@ def test_gaze_loss_shape_errors():
         GazeAttentionLoss(GazeLossWeights(mse=-1))
 
 
-def test_combine_attention_uses_positive_findings():
+def test_combine_attention_modes():
     att = torch.stack([blob(2, 2), blob(9, 9), blob(5, 5)])[None]  # (1, 3, h, w)
-    one = combine_attention(att, torch.tensor([[0.0, 1.0, 0.0]]), torch.ones(1, 3))
+    labels = torch.tensor([[0.0, 1.0, 0.0]])
+    assert torch.allclose(combine_attention(att, labels, torch.ones(1, 3)), att.mean(1))  # default "all"
+    one = combine_attention(att, labels, torch.ones(1, 3), "positive")
     assert torch.allclose(one[0], blob(9, 9))
-    none = combine_attention(att, torch.zeros(1, 3), torch.ones(1, 3))
+    none = combine_attention(att, torch.zeros(1, 3), torch.ones(1, 3), "positive")
     assert torch.allclose(none[0], att[0].mean(0))
+    with pytest.raises(ValueError, match="gaze target"):
+        combine_attention(att, labels, torch.ones(1, 3), "some")
 
 
 def test_masked_bce_and_uncertain_policies():
@@ -199,6 +203,8 @@ def test_loss_config_validation_and_curriculum(model, batch):
         ClassifierLoss(LossConfig(gaze_weight=-1))
     with pytest.raises(ValueError, match="uncertain"):
         ClassifierLoss(LossConfig(uncertain="sometimes"))
+    with pytest.raises(ValueError, match="gaze target"):
+        ClassifierLoss(LossConfig(gaze_target="corner"))
     out = model(batch["image"])
     with pytest.raises(ValueError, match="contrastive"):
         ClassifierLoss(LossConfig(contrastive_weight=1))(out, batch, 0.0)
