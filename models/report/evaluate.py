@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from models.report.prompt import noisy_scores
 from models.schema import Box, Case
-from models.vocab import FINDINGS
 
 SIMULATED_NOTE = ("simulated classifier: ground-truth labels + Gaussian noise (sd {noise}) as probabilities, no "
                   "boxes; a stand-in that isolates the report generator, not a trained classifier")
@@ -31,13 +31,8 @@ class StandInResult:
 
 
 def simulated_classifier(case: Case, rng: np.random.Generator, noise: float = 0.15) -> StandInResult:
-    """Ground truth 1 -> 0.85, -1 -> 0.55, else 0.1, plus N(0, noise), clipped to [0, 1]."""
-    scores = {}
-    for f in FINDINGS:
-        v = case.findings.get(f, 0)
-        base = 0.85 if v == 1 else 0.55 if v == -1 else 0.1
-        scores[f] = float(np.clip(base + rng.normal(0.0, noise), 0.0, 1.0))
-    return StandInResult(scores)
+    """Ground truth 1 -> 0.85, -1 -> 0.55, else 0.1, plus N(0, noise), clipped to [0, 1]; no boxes."""
+    return StandInResult(noisy_scores(case.findings, rng, noise))
 
 
 def generate_reports(generator, cases: Sequence[Case], *, mode: str, classifier=None, gaze: str = "recorded",

@@ -167,8 +167,6 @@ def count_parameters(model, trainable_only: bool = False) -> int:
 def encode_batch(tokenizer, texts: Sequence[str], max_length: int):
     """Token ids ``(B, T)``, attention mask ``(B, T)`` and labels ``(B, T)`` with -100 on padding and on the
     prompt (everything up to and including ``[SEP]``), so the loss is on the report only."""
-    import torch
-
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]
     labels = ids.clone()
@@ -181,10 +179,16 @@ def encode_batch(tokenizer, texts: Sequence[str], max_length: int):
     return ids, mask, labels
 
 
-def batches(items: Sequence, size: int, generator=None) -> Iterable[list]:
-    """Shuffled mini-batches of ``items`` (a torch.Generator for reproducibility)."""
+def batches(items: Sequence[str], size: int, generator=None) -> Iterable[list]:
+    """Mini-batches of similar length (less padding), in shuffled order: items are shuffled, cut into
+    chunks of 50 batches, sorted by length inside a chunk, then the batches are shuffled."""
     import torch
 
     order = torch.randperm(len(items), generator=generator).tolist()
-    for i in range(0, len(order), size):
-        yield [items[j] for j in order[i: i + size]]
+    chunk = size * 50
+    groups = []
+    for i in range(0, len(order), chunk):
+        part = sorted(order[i: i + chunk], key=lambda j: len(items[j]))
+        groups += [part[k: k + size] for k in range(0, len(part), size)]
+    for g in torch.randperm(len(groups), generator=generator).tolist():
+        yield [items[j] for j in groups[g]]

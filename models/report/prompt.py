@@ -141,6 +141,20 @@ def build_plan(scores: Mapping[str, float], boxes: Sequence[Box], fixations: Seq
     return ReportPlan(statements, visited)
 
 
+def noisy_scores(labels: Mapping[str, int], rng, noise: float = 0.15) -> dict[str, float]:
+    """Classifier-like probabilities from CheXpert labels: 1 -> 0.85, -1 -> 0.55, else 0.1, plus N(0, noise),
+    clipped to [0, 1]. ``rng`` is a ``numpy.random.Generator``. Used to train the LM on prompts as imperfect as
+    a classifier's, and as the simulated classifier of the benchmark."""
+    out = {}
+    for f in FINDINGS:
+        if f == "No Finding":
+            continue
+        v = labels.get(f, 0)
+        base = 0.85 if v == 1 else 0.55 if v == -1 else 0.1
+        out[f] = float(min(max(base + rng.normal(0.0, noise), 0.0), 1.0))
+    return out
+
+
 def plan_from_labels(labels: Mapping[str, int], boxes: Sequence[Box] = (), fixations: Sequence[Fixation] = (),
                      width: int = 1, height: int = 1, **kwargs) -> ReportPlan:
     """A plan from CheXpert labels (training prompts): 1 -> "likely", -1 -> "possible", else "no"."""

@@ -23,9 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from models.report.corpus import TextReport
-from models.report.lm import SEP, sequence_text
-from models.report.prompt import plan_from_labels
+from models.report.lm import sequence_text
+from models.report.prompt import build_plan, noisy_scores, plan_from_labels
 from models.schema import Case
 
 CHECKPOINT_KIND = "report"
@@ -50,6 +52,7 @@ class TrainConfig:
     max_length: int = 160
     prompt_dropout: float = 0.25
     box_dropout: float = 0.5  # train prompts without boxes half the time (inference may have none)
+    prompt_noise: float = 0.15  # store-case prompts come from noisy label scores, like a classifier's
     aux_weight: float = 0.5
     min_frequency: int = 2
     n_layer: int = 4
@@ -70,16 +73,22 @@ def iu_sequence(report: TextReport, labels: dict[str, int], rng: random.Random, 
     return sequence_text(prompt, report.findings, report.impression)
 
 
-def case_prompt(case: Case, *, with_boxes: bool = True) -> str:
-    """Prompt of a store case from its CheXpert values, boxes (optional) and recorded fixations."""
+def case_prompt(case: Case, *, with_boxes: bool = True, noise_rng=None, noise: float = 0.0) -> str:
+    """Prompt of a store case from its CheXpert values (exact, or as noisy scores with ``noise_rng``), boxes
+    (optional) and recorded fixations."""
     w, h = case.image.width or 1, case.image.height or 1
-    return plan_from_labels(case.findings, case.boxes if with_boxes else [], case.fixations, w, h).prompt_text()
+    boxes = case.boxes if with_boxes else []
+    if noise_rng is None:
+        return plan_from_labels(case.findings, boxes, case.fixations, w, h).prompt_text()
+    scores = noisy_scores(case.findings, noise_rng, noise)
+    return build_plan(scores, boxes, case.fixations, w, h).prompt_text()
 
 
-def case_sequence(case: Case, rng: random.Random, prompt_dropout: float, box_dropout: float) -> str:
+def case_sequence(case: Case, rng: random.Random, cfg: "TrainConfig", noise_rng) -> str:
     prompt = None
-    if rng.random() >= prompt_dropout:
-        prompt = case_prompt(case, with_boxes=rng.random() >= box_dropout)
+    if rng.random() >= cfg.prompt_dropout:
+        prompt = case_prompt(case, with_boxes=rng.random() >= cfg.box_dropout, noise_rng=noise_rng,
+                             noise=cfg.prompt_noise)
     return sequence_text(prompt, case.report.findings, case.report.impression)
 
 
@@ -198,10 +207,10 @@ def prefixed_forward(lm, prefix_tokens, ids, mask, labels=None):
     return lm(inputs_embeds=inputs, attention_mask=full_mask, labels=full_labels)
 
 
-def g2r_batch_texts(cases: Sequence[Case], rng: random.Random, cfg: TrainConfig, train: bool) -> list[str]:
+def g2r_batch_texts(cases: Sequence[Case], rng: random.Random, cfg: TrainConfig, train: bool, noise_rng) -> list[str]:
     if not train:
         return [sequence_text(case_prompt(c, with_boxes=False), c.report.findings, c.report.impression) for c in cases]
-    return [case_sequence(c, rng, cfg.prompt_dropout, cfg.box_dropout) for c in cases]
+    return [case_sequence(c, rng, cfg, noise_rng) for c in cases]
 
 
 def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Sequence[Case], cfg: TrainConfig, *,
@@ -231,13 +240,14 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
         steps = min(steps, cfg.max_train_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.g2r_lr, total_steps=max(steps, 1), pct_start=0.1)
     rng = random.Random(cfg.seed)
+    noise_rng = np.random.default_rng(cfg.seed)
     history = {"lora_targets": targets, "trainable_params": count_parameters(peft_lm, True) + count_parameters(prefix),
                "lm_frozen_params": count_parameters(peft_lm) - count_parameters(peft_lm, True),
                "train_loss": [], "val_loss": [], "use_gaze": cfg.use_gaze}
 
     def run_batch(batch, train: bool):
         cases = [by_id[i] for i in batch["id"]]
-        ids, mask, labels = encode_batch(tokenizer, g2r_batch_texts(cases, rng, cfg, train), cfg.max_length)
+        ids, mask, labels = encode_batch(tokenizer, g2r_batch_texts(cases, rng, cfg, train, noise_rng), cfg.max_length)
         tokens, aux = prefix(batch["image"].to(device), batch["fixations"].to(device),
                              batch["n_fixations"].to(device), use_gaze=cfg.use_gaze)
         out = prefixed_forward(peft_lm, tokens, ids.to(device), mask.to(device), labels.to(device))
@@ -320,7 +330,8 @@ def train_report_generator(cases_by_split: dict[str, list[Case]], out_dir: str |
     labels = default_labeler().label_many([r.text for r in iu_train + iu_val])
     iu_lab = dict(zip([r.id for r in iu_train + iu_val], labels))
     lm_train = [iu_sequence(r, iu_lab[r.id], rng, cfg.prompt_dropout) for r in iu_train]
-    lm_train += [case_sequence(c, rng, cfg.prompt_dropout, cfg.box_dropout) for c in train_cases]
+    noise_rng = np.random.default_rng(cfg.seed)
+    lm_train += [case_sequence(c, rng, cfg, noise_rng) for c in train_cases]
     lm_val = [iu_sequence(r, iu_lab[r.id], rng, 0.0) for r in iu_val]
     lm_val += [sequence_text(case_prompt(c), c.report.findings, c.report.impression) for c in val_cases]
     # Vocabulary: every report and every prompt word (regions, keywords) the LM will be asked to read.

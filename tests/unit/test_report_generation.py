@@ -147,3 +147,24 @@ def test_lora_trains_only_adapters_and_prefix():
             key = n.replace(".base_layer", "")
             assert torch.equal(p, base[key]), n
     assert any(p.abs().sum() > 0 for n, p in peft_lm.named_parameters() if "lora_B" in n)
+
+
+def test_local_llama_folder_loads_and_gets_lora(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from models.report.lm import SEP, load_lm, train_tokenizer
+    from models.report.train import TrainConfig, attach_lora
+    from models.runtime import CheckpointError
+
+    tok = train_tokenizer(["likely cardiomegaly @ heart", "the heart is enlarged ."], min_frequency=1)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    lm, tokenizer = load_lm(tmp_path / "llama")
+    assert SEP in tokenizer.get_vocab()
+    peft_lm, targets = attach_lora(lm, TrainConfig(lora_r=2))
+    assert targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert all("lora_" in n for n, p in peft_lm.named_parameters() if p.requires_grad)
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_lm(tmp_path)

@@ -1,0 +1,260 @@
+"""Report-generation benchmark: template vs structured prompting (a) vs Gaze2Report (b), gaze ablations, and
+the LM on IU X-ray text. Prints tables and writes JSON (default ``benchmarks/results/report_benchmark.json``).
+
+Phantom (SYNTHETIC) part, on the store's test split:
+    template | (a) prompt | (b) gaze2report with recorded gaze | (b) with predicted gaze (``--scanpath``)
+    | (b) without gaze tokens. The classifier is ``--classifier`` or the simulated one of
+    :mod:`models.report.evaluate` (ground truth + noise, no boxes; labelled in the output).
+    95 % bootstrap CIs (1000 resamples of reports) for CE F1 (micro-14) and ROUGE-L, and paired CIs for
+    (b) minus (a), (a) minus template and gaze minus no-gaze.
+IU X-ray part (deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports; not R2Gen's split):
+    LM perplexity on the test reports (prompted with each report's own labeler keywords, and unprompted);
+    text baselines given those same (oracle) keywords: most-common training report, nearest-neighbour
+    retrieval (training report with the most similar label set), and the LM in prompt mode.
+CPU timing: tokens/s and whole-report latency per mode.
+
+    python benchmarks/report_benchmark.py --data STORE --model MODEL_DIR [--n-test 80] [--n-iu 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.vocab import FINDINGS  # noqa: E402
+
+
+def ce_matrix(labels: list[dict]) -> np.ndarray:
+    """``(N, 14)`` 0/1: finding labelled positive."""
+    return np.array([[1.0 if lab.get(f) == 1 else 0.0 for f in FINDINGS] for lab in labels])
+
+
+def micro_f1(ref: np.ndarray, hyp: np.ndarray) -> float:
+    tp = float((ref * hyp).sum())
+    fp = float(((1 - ref) * hyp).sum())
+    fn = float((ref * (1 - hyp)).sum())
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+
+
+def ci(fn, *arrays) -> dict:
+    from models.metrics.classification import bootstrap_ci
+
+    return bootstrap_ci(fn, *arrays, n=1000, seed=0).to_dict()
+
+
+def phantom_part(args, scorer) -> dict:
+    from models.datasets.store import CaseStore
+    from models.report.evaluate import SIMULATED_NOTE, generate_reports, timing_summary
+    from models.report.generate import ReportGenerator
+    from models.report.labeler import default_labeler
+    from models.report.train import split_cases
+
+    source = CaseStore(args.data).source()
+    cases = split_cases(source.cases, source.splits)["test"][: args.n_test]
+    gen = ReportGenerator.from_checkpoint(args.model)
+    classifier = scanpath = None
+    if args.classifier:
+        from models.classifier.predict import ClassifierPredictor
+
+        classifier = ClassifierPredictor.from_checkpoint(args.classifier)
+    if args.scanpath:
+        from models.scanpath.predict import ScanpathPredictor
+
+        scanpath = ScanpathPredictor.from_checkpoint(args.scanpath)
+    systems = {
+        "template": dict(mode="template"),
+        "(a) prompt": dict(mode="prompt"),
+        "(b) gaze2report, recorded gaze": dict(mode="gaze2report"),
+        "(b) gaze2report, no gaze tokens": dict(mode="gaze2report", use_gaze=False),
+    }
+    if scanpath is not None:
+        systems["(b) gaze2report, predicted gaze"] = dict(mode="gaze2report", gaze="predicted")
+    lab = default_labeler()
+    refs = [c.report.text for c in cases]
+    ref_m = ce_matrix(lab.label_many(refs))
+    out, per = {}, {}
+    for name, kw in systems.items():
+        t0 = time.time()
+        run = generate_reports(gen, cases, classifier=classifier, scanpath=scanpath, seed=args.seed, **kw)
+        metrics = scorer.score(run["references"], run["hypotheses"])
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        from models.metrics.report import clean_report
+
+        _, rouge_each = Rouge().compute_score({i: [clean_report(r)] for i, r in enumerate(refs)},
+                                              {i: [clean_report(h)] for i, h in enumerate(run["hypotheses"])})
+        hyp_m = ce_matrix(lab.label_many(run["hypotheses"]))
+        per[name] = {"ce": hyp_m, "rouge": np.asarray(rouge_each)}
+        out[name] = {
+            "metrics": {k: v for k, v in metrics.items() if k != "ce_per_finding"},
+            "ce_f1_micro14_ci": ci(micro_f1, ref_m, hyp_m),
+            "rouge_l_ci": ci(np.mean, np.asarray(rouge_each)),
+            "timing_cpu": timing_summary(run),
+            "example": {"id": cases[0].id, "reference": refs[0], "generated": run["hypotheses"][0],
+                        "evidence": [e.__dict__ for e in run["reports"][0].evidence]},
+            "seconds": time.time() - t0,
+        }
+        print(f"  {name}: CE F1 {out[name]['ce_f1_micro14_ci']['estimate']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+
+    def delta(a: str, b: str) -> dict:
+        return {
+            "ce_f1_micro14": ci(lambda r, x, y: micro_f1(r, x) - micro_f1(r, y), ref_m, per[a]["ce"], per[b]["ce"]),
+            "rouge_l": ci(lambda x, y: float(np.mean(x - y)), per[a]["rouge"], per[b]["rouge"]),
+        }
+
+    deltas = {
+        "(b) recorded gaze - (a)": delta("(b) gaze2report, recorded gaze", "(a) prompt"),
+        "(a) - template": delta("(a) prompt", "template"),
+        "(b) recorded gaze - (b) no gaze": delta("(b) gaze2report, recorded gaze", "(b) gaze2report, no gaze tokens"),
+    }
+    if scanpath is not None:
+        deltas["(b) predicted gaze - (b) no gaze"] = delta("(b) gaze2report, predicted gaze",
+                                                           "(b) gaze2report, no gaze tokens")
+    return {"synthetic": True, "dataset": source.name, "n_test": len(cases),
+            "classifier": args.classifier or SIMULATED_NOTE.format(noise=0.15),
+            "scanpath": args.scanpath or "not given: predicted-gaze row skipped",
+            "systems": out, "paired_deltas": deltas}
+
+
+def iu_part(args, scorer) -> dict:
+    import torch
+
+    from models.report.corpus import iu_reports
+    from models.report.generate import ReportGenerator
+    from models.report.labeler import default_labeler
+    from models.report.lm import SEP, split_generated
+    from models.report.prompt import plan_from_labels
+    from models.report.train import lm_loss
+    from models.report.lm import sequence_text
+
+    reports = iu_reports()
+    train = [r for r in reports if r.split == "train"]
+    test = [r for r in reports if r.split == "test"]
+    lab = default_labeler()
+    train_lab = lab.label_many([r.text for r in train])
+    test_all = test
+    test = test[: args.n_iu]
+    test_lab = lab.label_many([r.text for r in test])
+    gen = ReportGenerator.from_checkpoint(args.model)
+    lm, tok = gen.lm, gen.tokenizer
+    prompts = [plan_from_labels(l, with_regions=False).prompt_text() for l in test_lab]
+    with lm.disable_adapter():
+        all_lab = lab.label_many([r.text for r in test_all])
+        prompted = [sequence_text(plan_from_labels(l, with_regions=False).prompt_text(), r.findings, r.impression)
+                    for r, l in zip(test_all, all_lab)]
+        plain = [sequence_text(None, r.findings, r.impression) for r in test_all]
+        nll_p = lm_loss(lm, tok, prompted, 160, torch.device("cpu"))
+        nll_u = lm_loss(lm, tok, plain, 160, torch.device("cpu"))
+
+    refs = [r.text for r in test]
+    counts: dict[str, int] = {}
+    for r in train:
+        counts[r.text] = counts.get(r.text, 0) + 1
+    most_common = max(counts, key=counts.get)
+
+    def jaccard(a: dict, b: dict) -> float:
+        ka = {(f, v) for f, v in a.items()}
+        kb = {(f, v) for f, v in b.items()}
+        return len(ka & kb) / max(len(ka | kb), 1)
+
+    nn = [train[int(np.argmax([jaccard(l, t) for t in train_lab]))].text for l in test_lab]
+    lm_out, secs, toks = [], [], []
+    for p in prompts:
+        ids = torch.tensor([[tok.bos_token_id] + tok(f"{p} {SEP}", add_special_tokens=False)["input_ids"]])
+        t0 = time.perf_counter()
+        with lm.disable_adapter():
+            out_ids = gen._greedy(lm, ids, None, 120)
+        secs.append(time.perf_counter() - t0)
+        toks.append(len(out_ids))
+        f, i = split_generated(" ".join(tok.convert_ids_to_tokens(out_ids)))
+        lm_out.append(" ".join(s for s in (f, i) if s))
+    results = {}
+    for name, hyps in (("most-common train report", [most_common] * len(test)),
+                       ("nearest-neighbour retrieval (oracle keywords)", nn),
+                       ("LM prompt mode (oracle keywords)", lm_out)):
+        m = scorer.score(refs, hyps)
+        results[name] = {k: v for k, v in m.items() if k != "ce_per_finding"}
+    return {"split": "deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports (NOT R2Gen's assignment)",
+            "n_train": len(train), "n_test_total": len(test_all), "n_test_generated": len(test),
+            "perplexity_test_prompted": math.exp(nll_p), "perplexity_test_unprompted": math.exp(nll_u),
+            "lm_params": sum(p.numel() for p in lm.get_base_model().parameters()),
+            "systems": results,
+            "lm_timing_cpu": {"tokens_per_s": float(sum(toks) / sum(secs)), "report_latency_s_mean": float(np.mean(secs))},
+            "example": {"prompt": prompts[0], "reference": refs[0], "generated": lm_out[0]}}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="phantom case store (SYNTHETIC)")
+    p.add_argument("--model", required=True, help="folder from `gazelabel train report`")
+    p.add_argument("--classifier", default=None)
+    p.add_argument("--scanpath", default=None, help="scanpath checkpoint for the predicted-gaze row")
+    p.add_argument("--n-test", type=int, default=80)
+    p.add_argument("--n-iu", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-iu", action="store_true")
+    p.add_argument("--out", default="benchmarks/results/report_benchmark.json")
+    args = p.parse_args(argv)
+    import torch
+
+    from models.metrics.report import ReportScorer
+
+    torch.set_num_threads(2)
+    t0 = time.time()
+    result = {"note": "phantom rows are SYNTHETIC data; IU rows are real report text (CC BY-NC-ND 4.0)",
+              "cpu_threads": torch.get_num_threads()}
+    with ReportScorer() as scorer:
+        print("phantom (SYNTHETIC):", flush=True)
+        result["phantom"] = phantom_part(args, scorer)
+        if not args.skip_iu:
+            print("IU X-ray:", flush=True)
+            result["iu_xray"] = iu_part(args, scorer)
+    result["seconds"] = time.time() - t0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    print_tables(result)
+    print(f"wrote {out} ({result['seconds']:.0f}s)")
+    return 0
+
+
+def print_tables(result: dict) -> None:
+    ph = result["phantom"]
+    print(f"\nPhantom test (SYNTHETIC, n={ph['n_test']}; classifier: {ph['classifier'][:60]}...)")
+    print(f"{'system':36s} {'B-1':>6s} {'B-4':>6s} {'MET':>6s} {'R-L':>6s} {'CIDEr':>6s} {'BERTS':>6s} "
+          f"{'CE-F1 micro14 [95% CI]':>26s} {'macro14':>8s} {'tok/s':>7s} {'lat s':>6s}")
+    for name, s in ph["systems"].items():
+        m, c, t = s["metrics"], s["ce_f1_micro14_ci"], s["timing_cpu"]
+        tps = f"{t['tokens_per_s']:.0f}" if t["tokens_per_s"] else "-"
+        print(f"{name:36s} {m['BLEU-1']:6.3f} {m['BLEU-4']:6.3f} {m.get('METEOR', float('nan')):6.3f} "
+              f"{m['ROUGE-L']:6.3f} {m['CIDEr']:6.3f} {m.get('BERTScore (MiniLM-L6) F1', float('nan')):6.3f} "
+              f"{c['estimate']:6.3f} [{c['low']:.3f}, {c['high']:.3f}]   {m['ce_f1_macro14']:8.3f} {tps:>7s} "
+              f"{t['report_latency_s_mean']:6.2f}")
+    print("\nPaired differences (95% bootstrap CI)")
+    for name, d in ph["paired_deltas"].items():
+        ce, rl = d["ce_f1_micro14"], d["rouge_l"]
+        print(f"{name:36s} CE-F1 {ce['estimate']:+.3f} [{ce['low']:+.3f}, {ce['high']:+.3f}]   "
+              f"ROUGE-L {rl['estimate']:+.3f} [{rl['low']:+.3f}, {rl['high']:+.3f}]")
+    if "iu_xray" in result:
+        iu = result["iu_xray"]
+        print(f"\nIU X-ray test ({iu['n_test_generated']} of {iu['n_test_total']} generated; LM {iu['lm_params']:,} params): "
+              f"perplexity prompted {iu['perplexity_test_prompted']:.2f}, unprompted {iu['perplexity_test_unprompted']:.2f}")
+        for name, m in iu["systems"].items():
+            print(f"{name:46s} B-1 {m['BLEU-1']:.3f} B-4 {m['BLEU-4']:.3f} MET {m.get('METEOR', float('nan')):.3f} "
+                  f"R-L {m['ROUGE-L']:.3f} CIDEr {m['CIDEr']:.3f} CE-F1 micro14 {m['ce_f1_micro14']:.3f}")
+        print(f"LM timing (CPU): {iu['lm_timing_cpu']['tokens_per_s']:.0f} tokens/s, "
+              f"{iu['lm_timing_cpu']['report_latency_s_mean']:.2f} s/report")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
