@@ -2,10 +2,12 @@
 
 ``GazeLabelLib`` is imported from ``slicer_extension/GazeLabel`` the way Slicer imports it (the module
 folder on ``sys.path``); it never imports ``models``, while the tests use ``models`` to check its output.
+``start_server`` is the live-server fixture of ``tests/integration/conftest.py``, shared from there.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -17,9 +19,23 @@ import pytest
 # Offscreen OpenGL through Mesa EGL; must be set before VTK creates a render window.
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-MODULE_DIR = Path(__file__).resolve().parents[2] / "slicer_extension" / "GazeLabel"
+ROOT = Path(__file__).resolve().parents[2]
+MODULE_DIR = ROOT / "slicer_extension" / "GazeLabel"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
+
+
+def _integration_conftest():
+    """``tests/integration/conftest.py`` under its own module name (conftests are not importable by name)."""
+    name = "gazelabel_integration_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "integration" / "conftest.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up there
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+start_server = _integration_conftest().start_server  # a real server per test, on a copy of the tiny store
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ class TrainingStatus:
 
     @property
     def running(self) -> bool:
-        return self.status == "RUNNING"
+        return self.status in ("SUBMITTED", "RUNNING")
 
 
 def case_from_result(result: dict, image_id: str) -> dict:
@@ -108,9 +108,10 @@ class AnnotationSession:
         return sorted((self.info.get("strategies") or {}).keys())
 
     # ------------------------------------------------------------------ the loop
-    def next_sample(self, strategy: str = "random") -> str | None:
-        """Ask the active-learning ``strategy`` for the next image and load it; None when none is left."""
-        sample = self._require_client().next_sample(strategy)
+    def next_sample(self, strategy: str = "random", params: dict | None = None) -> str | None:
+        """Ask the active-learning ``strategy`` (with its request ``params``) for the next image and load
+        it; None when none is left."""
+        sample = self._require_client().next_sample(strategy, params)
         image_id = sample.get("id") if isinstance(sample, dict) else None
         if not image_id:
             return None
