@@ -167,6 +167,9 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRunPipeline(self):
         if self._run("inference", self.logic.runPipeline, self.ui.inferModel.currentText) is None:
             return
+        session = self.logic.session
+        synthetic = " (SYNTHETIC)" if session.last_result.get("synthetic") else ""
+        self.ui.imageLabel.text = f"{session.image_id}{synthetic}: heatmap from the {session.heatmap_source}"
         self._refreshFindings()
         self.ui.reportEdit.blockSignals(True)
         self.ui.reportEdit.plainText = self.logic.session.report_text()
