@@ -85,7 +85,9 @@ class CaseDatastore(LocalDatastore):
             "has_report": case.report is not None,
         }
         with tempfile.TemporaryDirectory() as tmp:
-            normalised = os.path.join(tmp, f"{image_id}.json")
+            # No dots before ".json": LocalDatastore takes every short dotted suffix as the extension, so a
+            # DICOM UID as the file name would give "<uid>.<last part>.json".
+            normalised = os.path.join(tmp, "label.json")
             with open(normalised, "w") as f:
                 json.dump(case.to_dict(), f, indent=1)
             return super().save_label(image_id, normalised, label_tag, {**(label_info or {}), "case": summary})

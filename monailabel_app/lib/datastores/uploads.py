@@ -9,13 +9,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.imaging import ImageError, read_image
+from models.imaging import ImageError, LoadedImage, read_image
 from models.schema import Case, CaseError
 
 IMAGE_EXTENSIONS = (".png", ".dcm", ".jpg", ".jpeg")
 LABEL_EXTENSIONS = (".json",)
 RADIOGRAPH_MODALITIES = ("CR", "DX")
 MAX_LABEL_BYTES = 8 * 1024 * 1024
+
+
+def check_radiograph(loaded: LoadedImage) -> LoadedImage:
+    """Refuse a DICOM whose modality is not CR/DX (a CT slice, an ultrasound frame ...); PNG/JPG pass."""
+    modality = loaded.meta.get("modality")
+    if loaded.meta.get("format") == "dicom" and modality not in RADIOGRAPH_MODALITIES:
+        raise ImageError(
+            f"{Path(loaded.path or 'image').name}: DICOM modality {modality or '(empty)'!r} is not a chest "
+            f"radiograph; only {'/'.join(RADIOGRAPH_MODALITIES)} are accepted"
+        )
+    return loaded
 
 
 def check_image_upload(path: str | Path, ext: str) -> dict:
@@ -27,13 +38,8 @@ def check_image_upload(path: str | Path, ext: str) -> dict:
     """
     if ext.lower() not in IMAGE_EXTENSIONS:
         raise ImageError(f"upload: file type {ext or '(none)'!r} is not accepted; send one of {', '.join(IMAGE_EXTENSIONS)}")
-    loaded = read_image(path)
+    loaded = check_radiograph(read_image(path))
     modality = loaded.meta.get("modality")
-    if loaded.meta.get("format") == "dicom" and modality not in RADIOGRAPH_MODALITIES:
-        raise ImageError(
-            f"upload: DICOM modality {modality or '(empty)'!r} is not a chest radiograph; "
-            f"only {'/'.join(RADIOGRAPH_MODALITIES)} are accepted"
-        )
     info = {"width": loaded.width, "height": loaded.height}
     if modality:
         info["modality"] = modality

@@ -29,6 +29,7 @@ from models.schema import Case
 from models.vocab import FINDINGS
 
 from ..configs.models import ModelCache, stamp_text
+from ..datastores.uploads import check_radiograph
 
 IMAGE_SUFFIXES = (".nii.gz", ".png", ".dcm", ".jpg", ".jpeg", ".nii")
 HEATMAP_LAYOUT = "NIfTI float32 (W, H, 1), voxel [x, y, 0] = column x, row y; affine diag(-col_mm, -row_mm, 1)"
@@ -83,7 +84,7 @@ class GazeInferTask(InferTask):
         start = time.perf_counter()
         path = str(request["image"])
         image_id = image_id_of(path)
-        image = read_image(path)
+        image = check_radiograph(read_image(path))
         case, heatmap, models_synthetic = self.predict(image, image_id, request)
         record = self.record(image_id)
         case.id = image_id

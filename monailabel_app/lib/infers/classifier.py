@@ -25,7 +25,8 @@ class ClassifierInferTask(GazeInferTask):
                          config={"mc_samples": 0, "finding": ""})
 
     def predict(self, image, image_id, request):
+        mc_samples = int_param(request, "mc_samples", 0, 0, 50)
         predictor = self.models.get("classifier", self.families, load_classifier)
-        result = predictor(image, mc_samples=int_param(request, "mc_samples", 0, 0, 50))
+        result = predictor(image, mc_samples=mc_samples)
         case = result.to_case(image_id)
         return case, result.heatmap(request.get("finding") or None), result.synthetic

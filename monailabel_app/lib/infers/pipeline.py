@@ -34,8 +34,8 @@ class PipelineInferTask(GazeInferTask):
         mode = request.get("report_mode", "auto")
         if mode not in PIPELINE_REPORT_MODES:
             raise ValueError(f"params.report_mode: must be one of {', '.join(PIPELINE_REPORT_MODES)}, got {mode!r}")
+        options = {"n_samples": int_param(request, "n_samples", 1, 1, 16), "seed": int_param(request, "seed", 0, 0, 2**31 - 1),
+                   "mc_samples": int_param(request, "mc_samples", 0, 0, 50)}
         pipeline = self.models.get("pipeline", self.families, load_pipeline, required=self.required)
-        result = pipeline.run(image, case_id=image_id, n_samples=int_param(request, "n_samples", 1, 1, 16),
-                              seed=int_param(request, "seed", 0, 0, 2**31 - 1), report_mode=mode,
-                              mc_samples=int_param(request, "mc_samples", 0, 0, 50))
+        result = pipeline.run(image, case_id=image_id, report_mode=mode, **options)
         return result.case, result.heatmap, pipeline.trained_on_synthetic

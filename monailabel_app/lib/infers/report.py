@@ -37,8 +37,6 @@ class ReportInferTask(GazeInferTask):
                          config={"report_mode": "gaze2report", "gaze": "auto"})
 
     def _fixations(self, image, image_id, gaze):
-        if gaze not in GAZE_CHOICES:
-            raise ValueError(f"params.gaze: must be one of {', '.join(GAZE_CHOICES)}, got {gaze!r}")
         if gaze == "none":
             return [], "none"
         if gaze != "predicted":
@@ -54,10 +52,13 @@ class ReportInferTask(GazeInferTask):
         mode = request.get("report_mode", "gaze2report")
         if mode not in REPORT_MODES:
             raise ValueError(f"params.report_mode: must be one of {', '.join(REPORT_MODES)}, got {mode!r}")
+        gaze = request.get("gaze", "auto")
+        if gaze not in GAZE_CHOICES:
+            raise ValueError(f"params.gaze: must be one of {', '.join(GAZE_CHOICES)}, got {gaze!r}")
         classifier = self.models.get("classifier", ("classifier",), load_classifier)
         generator = self.models.get("report", ("report",), load_report)
         findings = classifier(image)
-        fixations, gaze_source = self._fixations(image, image_id, request.get("gaze", "auto"))
+        fixations, gaze_source = self._fixations(image, image_id, gaze)
         case = findings.to_case(image_id)
         case.fixations = fixations
         case.report = generator(image, findings, fixations, mode=mode)

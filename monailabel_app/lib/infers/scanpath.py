@@ -32,10 +32,11 @@ class ScanpathInferTask(GazeInferTask):
                          config={"n_samples": 1, "seed": 0, "temperature": 1.0})
 
     def predict(self, image, image_id, request):
-        predictor = self.models.get("scanpath", self.families, load_scanpath)
         n_samples = int_param(request, "n_samples", 1, 1, 16)
-        paths = predictor(image, n_samples=n_samples, seed=int_param(request, "seed", 0, 0, 2**31 - 1),
-                          temperature=float_param(request, "temperature", 1.0, 0.0, 4.0))
+        options = {"seed": int_param(request, "seed", 0, 0, 2**31 - 1),
+                   "temperature": float_param(request, "temperature", 1.0, 0.0, 4.0)}
+        predictor = self.models.get("scanpath", self.families, load_scanpath)
+        paths = predictor(image, n_samples=n_samples, **options)
         dataset = predictor.info.get("dataset") or {}
         synthetic = bool(dataset.get("synthetic")) if isinstance(dataset, dict) else False
         case = Case(id=image_id, image=ImageRef(width=image.width, height=image.height), fixations=paths[0],

@@ -1,7 +1,7 @@
 """Publish a trained model so running infer tasks switch to it atomically.
 
 A checkpoint file is moved over the old one with ``os.replace``. A model folder (the report generator) is
-moved to ``<name>.<ms>`` and ``<name>`` becomes a symlink swapped with ``os.replace``; the previous version
+moved to a unique ``<name>.<random>`` folder and ``<name>`` becomes a symlink swapped with ``os.replace``; the previous version
 stays until the next publish so a request that is loading it can finish.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
+import tempfile
 from pathlib import Path
 
 
@@ -20,8 +20,8 @@ def publish(new: Path, target: Path) -> Path:
     if not new.is_dir():
         os.replace(new, target)
         return target
-    version = target.with_name(f"{target.name}.{time.time_ns() // 1_000_000}")
-    os.replace(new, version)
+    version = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))  # unique, empty
+    os.replace(new, version)  # POSIX rename onto an empty folder
     previous = target.resolve() if target.is_symlink() else None
     if target.is_dir() and not target.is_symlink():  # a folder written by `gazelabel train report --out`
         os.replace(target, target.with_name(f"{target.name}.0"))
