@@ -20,6 +20,7 @@ from slicer.util import VTKObservationMixin
 
 from GazeLabelLib import scene_io
 from GazeLabelLib.client import ServerError
+from GazeLabelLib.headless import HEATMAP_OPACITY, fit_with_margin
 from GazeLabelLib.image_io import ImageDecodeError
 from GazeLabelLib.session import AnnotationSession
 from GazeLabelLib.vocab import FINDINGS
@@ -281,7 +282,8 @@ class GazeLabelLogic(ScriptedLoadableModuleLogic):
         image = scene_io.find_role(slicer.mrmlScene, "image")
         heatmap = scene_io.find_role(slicer.mrmlScene, "heatmap")
         slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutOneUpRedSliceView)
-        slicer.util.setSliceViewerLayers(background=image, foreground=heatmap, foregroundOpacity=0.6, fit=True)
+        slicer.util.setSliceViewerLayers(background=image, foreground=heatmap, foregroundOpacity=HEATMAP_OPACITY, fit=True)
+        fit_with_margin(slicer.util.getNode("vtkMRMLSliceNodeRed"))  # boxes on the film's edge stay visible
 
     def centerOn(self, x, y):
         """Centre the Red view on pixel (x, y), keeping the zoom."""

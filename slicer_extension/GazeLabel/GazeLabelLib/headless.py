@@ -22,6 +22,8 @@ import vtk
 from . import scene_io
 
 HEATMAP_OPACITY = 0.6
+# Zoom out this much after fitting the image, so boxes and fixations on the film's edge stay visible.
+VIEW_MARGIN = 1.06
 _SLICE_MANAGERS = ("vtkMRMLModelSliceDisplayableManager", "vtkMRMLMarkupsDisplayableManager")
 
 
@@ -46,6 +48,12 @@ class HeadlessScene:
     scene: object
     app_logic: object
     markups_logic: object
+
+
+def fit_with_margin(slice_node, margin: float = VIEW_MARGIN) -> None:
+    """Widen a fitted slice view's field of view by ``margin`` (same centre)."""
+    fov = slice_node.GetFieldOfView()
+    slice_node.SetFieldOfView(fov[0] * margin, fov[1] * margin, fov[2])
 
 
 def new_scene() -> HeadlessScene:
@@ -107,6 +115,7 @@ def render_slice_view(headless: HeadlessScene, path: str | Path, size: tuple[int
     composite.SetForegroundOpacity(heatmap_opacity)
     logic.ResizeSliceNode(*size)
     logic.FitSliceToBackground()
+    fit_with_margin(slice_node)
 
     # Slicer's Qt slice view shows the blended layers with an 8-bit RGBA image actor; do the same.
     mapper = vtk.vtkImageMapper()
