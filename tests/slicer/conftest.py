@@ -38,6 +38,26 @@ def _integration_conftest():
 start_server = _integration_conftest().start_server  # a real server per test, on a copy of the tiny store
 
 
+@pytest.fixture(scope="session")
+def offscreen_missing():
+    """None when Mesa's EGL and software rasteriser are installed, else why offscreen rendering cannot run."""
+    import ctypes.util
+    import glob
+
+    missing = [pkg for pkg, present in (
+        ("libegl1 libegl-mesa0", ctypes.util.find_library("EGL_mesa")),
+        ("libgl1-mesa-dri", glob.glob("/usr/lib/*/dri/swrast_dri.so") + glob.glob("/usr/lib/dri/swrast_dri.so")),
+    ) if not present]
+    return f"offscreen rendering needs Mesa EGL: apt-get install {' '.join(missing)}" if missing else None
+
+
+@pytest.fixture
+def offscreen_gl(offscreen_missing):
+    """Skip (naming the Debian packages) when offscreen rendering cannot run."""
+    if offscreen_missing:
+        pytest.skip(offscreen_missing)
+
+
 @pytest.fixture
 def headless():
     """A fresh MRML scene with the application and markups logics, as Slicer sets them up."""

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 USER, PASSWORD = "annotator", "gaze-label-test"
 
 
-def test_annotation_loop_against_a_live_server(start_server, headless, screenshot, tmp_path):
+def test_annotation_loop_against_a_live_server(start_server, headless, screenshot, tmp_path, offscreen_missing):
     from GazeLabelLib import scene_io
     from GazeLabelLib.client import ServerError
     from GazeLabelLib.headless import render_slice_view
@@ -39,7 +39,7 @@ def test_annotation_loop_against_a_live_server(start_server, headless, screensho
     assert "pipeline" in session.models and "uncertainty" in session.strategies and "gaze_classifier" in session.trainers
 
     # Next sample through the active-learning strategy; the image arrives pixel for pixel.
-    image_id = session.next_sample("uncertainty", {"mc_samples": 2, "max_compute": 4})
+    image_id = session.next_sample("uncertainty", {"mc_samples": 2, "max_compute": 2})
     assert image_id in server.image_ids
     volume = scene_io.require_role(headless.scene, "image")
     original = read_image(server.store / f"{image_id}.png").array
@@ -62,10 +62,11 @@ def test_annotation_loop_against_a_live_server(start_server, headless, screensho
             if k in want:
                 assert abs(got[k] - want[k]) <= 0.5, (k, got, want)
 
-    # What the annotator sees, rendered from the scene.
-    shot = render_slice_view(headless, tmp_path / "annotator_view_live.png", size=(800, 800))
-    screenshot.check(shot, headless.scene, scene_io.scene_to_case(headless.scene))
-    print(f"annotator view: {shot.path}")
+    # What the annotator sees, rendered from the scene (the rest of the loop runs even without Mesa EGL).
+    if not offscreen_missing:
+        shot = render_slice_view(headless, tmp_path / "annotator_view_live.png", size=(800, 800))
+        screenshot.check(shot, headless.scene, scene_io.scene_to_case(headless.scene))
+        print(f"annotator view: {shot.path}")
 
     # Correct: reject the first positive finding, confirm Edema, move the first box, add a box, rewrite the report.
     rejected = next((f for f, v in served.findings.items() if v == 1), "Cardiomegaly")
@@ -97,3 +98,5 @@ def test_annotation_loop_against_a_live_server(start_server, headless, screensho
     assert status.status == "DONE", f"{status.raw}\n{server.log_tail()}"
     session.run_pipeline("gaze_classifier")
     assert session.last_result["models"]["classifier"] != stamp_before
+    if offscreen_missing:
+        pytest.skip(f"the loop passed; its screenshot was not rendered: {offscreen_missing}")

@@ -16,7 +16,7 @@ def centre_blob(width: int, height: int, box: dict) -> np.ndarray:
     return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
-def test_screenshot_shows_the_scene(loaded, phantom_case, screenshot, tmp_path):
+def test_screenshot_shows_the_scene(loaded, phantom_case, screenshot, tmp_path, offscreen_gl):
     from GazeLabelLib import scene_io
     from GazeLabelLib.headless import render_slice_view
 
