@@ -32,8 +32,8 @@ def _positive_int(text: str) -> int:
 
 def _size(text: str) -> int:
     value = _positive_int(text)
-    if value % 16:
-        raise argparse.ArgumentTypeError(f"--size must be a multiple of 16, got {value}")
+    if value % 8:
+        raise argparse.ArgumentTypeError(f"--size must be a multiple of 8, got {value}")
     return value
 
 
@@ -44,15 +44,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gaze-warmup-epochs", type=float, default=0.0, help="ramp the gaze weight up over this many epochs")
     p.add_argument("--gaze-terms", default="1,1,1,1", metavar="MSE,KL,CC,COM",
                    help="weights of the four gaze terms (default 1,1,1,1)")
-    p.add_argument("--gaze-target", choices=("all", "positive"), default="all",
-                   help="attention map matched to gaze: mean of all finding maps (default) or of the positive ones")
+    p.add_argument("--gaze-target", choices=("prior", "all", "positive"), default="prior",
+                   help="map matched to gaze: the shared attention prior (default), the mean of all finding maps, "
+                        "or the mean of the positive findings' maps")
     p.add_argument("--contrastive-weight", type=float, default=0.0, help="image-report InfoNCE weight (needs reports)")
     p.add_argument("--box-weight", type=float, default=0.0, help="attention-inside-box loss weight (needs boxes)")
     p.add_argument("--uncertain", choices=("positive", "negative", "ignore"), default="positive",
                    help="how uncertain (-1) labels train (default: positive, U-Ones)")
     p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--size", type=_size, default=224, help="model input side in pixels (multiple of 16)")
-    p.add_argument("--width", type=_positive_int, default=16, help="encoder width (channels of the first stage)")
+    p.add_argument("--size", type=_size, default=224, help="model input side in pixels (multiple of 8)")
+    p.add_argument("--width", type=_positive_int, default=16, help="encoder width (channels of the stem)")
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -4,9 +4,10 @@ Every number comes with a bootstrap 95% CI over cases (boxes for the pointing ga
 come from the checkpoint, i.e. from the validation split: the test split is never used to tune anything.
 Uncertain labels (-1) are excluded from AUC/F1.
 
-Attention-gaze agreement compares, per case with gaze, the model's overall attention (the mean of its 14
-finding maps, the map the default gaze loss trains) with the reader's fixation heatmap, both at model-input
-resolution. The pointing game checks each finding's own map against that finding's boxes.
+Attention-gaze agreement compares, per case with gaze, the reader's fixation heatmap with (1) the network's
+shared attention prior, the map the default gaze loss trains ("attention_gaze"), and (2) the mean of its 14
+finding maps ("finding_attention_gaze"), both at model-input resolution. The pointing game checks each
+finding's own map against that finding's boxes.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ def _upsample(maps: np.ndarray, size: int) -> np.ndarray:
     return (up[:, 0] if squeeze else up).numpy()
 
 
-def agreement_per_case(pred: dict, size: int) -> dict[str, np.ndarray]:
-    """Per-case CC, KL, top-k IoU, binarised IoU and NSS for cases with gaze; arrays of equal length."""
+def agreement_per_case(pred: dict, size: int, which: str = "prior") -> dict[str, np.ndarray]:
+    """Per-case CC, KL, top-k IoU, binarised IoU and NSS for cases with gaze; arrays of equal length.
+
+    ``which``: "prior" (the shared attention prior) or "findings" (mean of the 14 finding maps)."""
+    if which not in ("prior", "findings"):
+        raise ValueError(f"which must be 'prior' or 'findings', got {which!r}")
     gazed = np.flatnonzero(pred["has_gaze"] > 0.5)
     out = {k: [] for k in ("cc", "kl", "iou_topk", "iou_binarised", "nss")}
     if len(gazed) == 0:
         return {k: np.zeros(0) for k in out}
-    maps = _upsample(pred["attention"][gazed].mean(1), size)
+    grid = pred["prior"][gazed] if which == "prior" else pred["attention"][gazed].mean(1)
+    maps = _upsample(grid, size)
     for j, i in enumerate(gazed):
         att, gaze = maps[j], pred["gaze"][i]
         out["cc"].append(correlation_coefficient(att, gaze))
@@ -91,17 +97,23 @@ def classification_report(pred: dict, thresholds: np.ndarray, n_boot: int = 1000
 
 def evaluate_predictions(pred: dict, thresholds: np.ndarray, size: int, n_boot: int = 1000, seed: int = 0) -> dict:
     """All metrics from :func:`models.classifier.train.predict_cases` output."""
-    agree = agreement_per_case(pred, size)
+    agree = agreement_per_case(pred, size, "prior")
+    agree_findings = agreement_per_case(pred, size, "findings")
     hits = pointing_per_box(pred, size)
     return {
         "n_cases": int(len(pred["probs"])),
         "classification": classification_report(pred, thresholds, n_boot, seed),
         "attention_gaze": {
             "n_cases": int(len(agree["cc"])),
-            "definition": "overall attention (mean of the 14 finding maps) vs the reader's "
+            "definition": "the network's shared attention prior vs the reader's "
                           f"fixation heatmap, at model resolution; iou_topk = top {int(TOPK * 100)}% pixels, "
                           f"iou_binarised = pixels > {BINARISE_AT} x peak; kl = KL(gaze || attention), lower is better",
             **{k: _ci(mean_ci(v, n=n_boot, seed=seed)) for k, v in agree.items()},
+        },
+        "finding_attention_gaze": {
+            "n_cases": int(len(agree_findings["cc"])),
+            "definition": "mean of the 14 finding attention maps vs the reader's fixation heatmap (same metrics)",
+            **{k: _ci(mean_ci(v, n=n_boot, seed=seed)) for k, v in agree_findings.items()},
         },
         "pointing_game": {"n_boxes": int(len(hits)), "accuracy": _ci(mean_ci(hits, n=n_boot, seed=seed))},
     }

@@ -55,13 +55,14 @@ def gaze_to_grid(gaze: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return pooled / pooled.flatten(1).sum(-1).clamp_min(EPS)[:, None, None]
 
 
-GAZE_TARGETS = ("all", "positive")
+GAZE_TARGETS = ("prior", "all", "positive")
 
 
 def combine_attention(attention: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, mode: str = "all") -> torch.Tensor:
-    """The one map per case that is compared with the case's gaze heatmap.
+    """A map per case built from the finding maps, to compare with the case's gaze heatmap (the default
+    gaze target is the network's shared prior instead, see :class:`LossConfig`).
 
-    ``"all"`` (default): the mean of the 14 finding maps, the model's overall attention. Because the maps are
+    ``"all"``: the mean of the 14 finding maps, the model's overall attention. Because the maps are
     non-negative, the mean can only be ~0 where the reader never looked if EVERY map is ~0 there (no finding
     may read from an unlooked-at spot such as a burned-in marker), while each map stays free to specialise
     on part of the looked-at area (a lesion inside the scanned lungs).
@@ -205,13 +206,14 @@ class LossConfig:
     """Weights of the training objective, stored in the checkpoint.
 
     gaze_weight: weight of the whole gaze-attention loss (0 = the no-gaze baseline).
-    gaze_target: which attention map meets the gaze map, see :func:`combine_attention`.
+    gaze_target: which map meets the gaze map: "prior" (the network's shared attention prior, default),
+        or "all" / "positive" finding maps combined by :func:`combine_attention`.
     gaze_warmup_epochs: ramp the gaze weight linearly from 0 to ``gaze_weight`` over this many epochs.
     """
 
     uncertain: str = "positive"
     gaze_weight: float = 1.0
-    gaze_target: str = "all"
+    gaze_target: str = "prior"
     gaze_mse: float = 1.0
     gaze_kl: float = 1.0
     gaze_cc: float = 1.0
@@ -262,7 +264,10 @@ class ClassifierLoss(torch.nn.Module):
         total = bce
         gaze_w = cfg.gaze_weight_at(epoch)
         if gaze_w > 0:
-            combined = combine_attention(output.attention, targets, mask, cfg.gaze_target)
+            if cfg.gaze_target == "prior":
+                combined = output.prior
+            else:
+                combined = combine_attention(output.attention, targets, mask, cfg.gaze_target)
             gaze_loss, gaze_parts = self.gaze(combined, batch["gaze"], batch["has_gaze"])
             total = total + gaze_w * gaze_loss
             parts.update(gaze_parts, gaze=gaze_loss.detach())

@@ -1,13 +1,17 @@
 """GazeAttentionNet: a small residual CNN with one spatial attention map per finding.
 
-Why this shape: the gaze loss needs a per-finding spatial map that *causes* the prediction, not a post-hoc
-saliency map. Each finding ``c`` gets a softmax attention ``a_c`` over the feature grid; its logit is read
-from the attention-weighted feature ``sum_ij a_c[ij] * F[:, ij]`` only, so moving the attention (e.g. onto
-the fixated lesion) changes what the classifier can see. There is no global-average branch that could
-bypass the attention.
+Why this shape: the gaze loss needs spatial maps that *cause* the prediction, not post-hoc saliency.
 
-The encoder is a ResNet-style stack (3x3 convolutions, batch norm, ReLU) at output stride 16, a quarter of
-DenseNet-121's width: 14 x 14 attention cells at 224 px, 32 x 32 at 512 px. Random init; nothing is
+- A shared attention prior ``s`` (one softmax map over the feature grid) says where the model looks at all;
+  it is the map the gaze loss pulls towards the radiologist's fixation heatmap.
+- Each finding ``c`` has its own attention ``a_c ∝ s * exp(l_c)``: it can sharpen onto part of the looked-at
+  area (a lesion), but reading from a spot the prior ignores (a burned-in marker) has to overcome ``s``.
+- Finding ``c``'s logit is read only from ``sum_ij a_c[ij] * F[:, ij]``; there is no global-average branch
+  that could bypass the attention.
+
+The encoder is a small ResNet-style stack (3x3 convolutions, batch norm, ReLU) at output stride 8 without
+dilation, so each feature cell sees a local neighbourhood (theoretical receptive field 95 px) and attention
+can actually exclude a region: 28 x 28 cells at 224 px, 64 x 64 at 512 px. Random init; nothing is
 downloaded. Dropout sits on the pooled features so the network can be sampled (MC dropout) at inference.
 """
 
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 
 from models.vocab import FINDINGS
 
-OUTPUT_STRIDE = 16
+OUTPUT_STRIDE = 8
 
 
 @dataclass
@@ -30,8 +34,8 @@ class ClassifierConfig:
     """Architecture settings, stored in the checkpoint.
 
     Attributes:
-        size: model input side in pixels (any multiple of 16 works; 224 and 512 are tested).
-        width: channels of the first stage; stages use width x (1, 2, 4, 8).
+        size: model input side in pixels (any multiple of 8 works; 224 and 512 are tested).
+        width: channels of the stem; the stages use width x (2, 4, 8).
         dropout: dropout on pooled per-finding features (also the MC-dropout rate).
         embed_dim: size of the image-report contrastive space (0 = no contrastive head).
         text_dim: size of the frozen text embedding (MiniLM: 384).
@@ -59,12 +63,14 @@ class ClassifierOutput(NamedTuple):
 
     logits: ``(B, C)`` raw scores (sigmoid -> probability).
     attention: ``(B, C, h, w)`` per-finding spatial softmax over the feature grid (each map sums to 1),
-        ``h = w = size / 16``.
+        ``h = w = size / 8``.
+    prior: ``(B, h, w)`` shared attention prior (sums to 1), the map the gaze loss supervises.
     image_embedding: ``(B, E)`` L2-normalised image embedding for InfoNCE, or None without the head.
     """
 
     logits: torch.Tensor
     attention: torch.Tensor
+    prior: torch.Tensor
     image_embedding: torch.Tensor | None
 
 
@@ -88,7 +94,7 @@ class BasicBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """``(B, 1, S, S)`` image in [0, 1] -> ``(B, 8*width, S/16, S/16)`` features."""
+    """``(B, 1, S, S)`` image in [0, 1] -> ``(B, 8*width, S/8, S/8)`` features."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -99,9 +105,8 @@ class Encoder(nn.Module):
         )
         self.stages = nn.Sequential(
             BasicBlock(w, 2 * w, stride=2),  # stride 8
-            BasicBlock(2 * w, 4 * w, stride=2),  # stride 16
-            BasicBlock(4 * w, 8 * w, dilation=2),  # stride 16, wider context for the attention cells
-            BasicBlock(8 * w, 8 * w, dilation=4),
+            BasicBlock(2 * w, 4 * w),
+            BasicBlock(4 * w, 8 * w),
         )
         self.out_channels = 8 * w
 
@@ -118,6 +123,7 @@ class GazeAttentionNet(nn.Module):
         c, d = self.config.n_findings, None
         self.encoder = Encoder(self.config.width)
         d = self.encoder.out_channels
+        self.prior_logits = nn.Conv2d(d, 1, 1)
         self.attention_logits = nn.Conv2d(d, c, 1)
         # One linear classifier per finding over its own pooled feature: weight (C, D), bias (C,).
         self.class_weight = nn.Parameter(torch.randn(c, d) * d**-0.5)
@@ -131,7 +137,7 @@ class GazeAttentionNet(nn.Module):
 
     def forward(self, image: torch.Tensor, *, mc_dropout: bool = False) -> ClassifierOutput:
         """Args:
-            image: ``(B, 1, S, S)`` in [0, 1], S a multiple of 16.
+            image: ``(B, 1, S, S)`` in [0, 1], S a multiple of 8.
             mc_dropout: keep dropout active even in eval mode (Monte-Carlo dropout sampling).
         """
         if image.ndim != 4 or image.shape[1] != 1:
@@ -140,14 +146,15 @@ class GazeAttentionNet(nn.Module):
             raise ValueError(f"image sides must be multiples of {OUTPUT_STRIDE}, got {tuple(image.shape[-2:])}")
         feats = self.encoder(image)  # (B, D, h, w)
         b, d, h, w = feats.shape
-        att = self.attention_logits(feats).flatten(2).softmax(-1)  # (B, C, h*w)
+        log_prior = self.prior_logits(feats).flatten(2).log_softmax(-1)  # (B, 1, h*w)
+        att = (self.attention_logits(feats).flatten(2) + log_prior).softmax(-1)  # (B, C, h*w), a_c ∝ s exp(l_c)
         pooled = torch.einsum("bcn,bdn->bcd", att, feats.flatten(2))  # (B, C, D)
         pooled = F.dropout(pooled, self.config.dropout, training=self.training or mc_dropout)
         logits = (pooled * self.class_weight).sum(-1) + self.class_bias  # (B, C)
         embedding = None
         if self.image_projection is not None:
             embedding = F.normalize(self.image_projection(feats.mean((2, 3))), dim=-1)
-        return ClassifierOutput(logits, att.view(b, -1, h, w), embedding)
+        return ClassifierOutput(logits, att.view(b, -1, h, w), log_prior.exp().view(b, h, w), embedding)
 
     def embed_text(self, text_embedding: torch.Tensor) -> torch.Tensor:
         """``(B, text_dim)`` frozen sentence embedding -> ``(B, E)`` unit vectors in the shared space."""

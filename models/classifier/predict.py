@@ -42,6 +42,8 @@ class ClassifierResult:
         boxes: one box per finding predicted positive (original pixels, region, score).
         uncertainty: mean binary entropy over findings in bits, [0, 1]; with MC dropout the entropy of the
             mean MC probability (predictive entropy).
+        prior: ``(S, S)`` model-space shared attention prior in [0, 1] (where the model looks overall; the map
+            trained towards radiologist gaze), or None.
         model: a short description of the model (for ``Case.source.model``).
         synthetic: the model was trained on synthetic data.
     """
@@ -52,6 +54,7 @@ class ClassifierResult:
     thresholds: dict[str, float]
     boxes: list = field(default_factory=list)
     uncertainty: float = 0.0
+    prior: np.ndarray | None = None
     model: str = "gazelabel-classifier"
     synthetic: bool = False
 
@@ -139,7 +142,8 @@ class ClassifierPredictor:
             mc_samples: > 0 averages that many dropout-on passes.
 
         Returns:
-            ``probs`` ``(B, C)``, ``attention`` ``(B, C, h, w)`` grid maps (sum 1 each), ``uncertainty`` ``(B,)``
+            ``probs`` ``(B, C)``, ``attention`` ``(B, C, h, w)`` grid maps (sum 1 each), ``prior`` ``(B, h, w)``,
+            ``uncertainty`` ``(B,)``
             and, with MC, ``mc_probs`` ``(mc_samples, B, C)``; numpy arrays.
         """
         import torch
@@ -152,7 +156,7 @@ class ClassifierPredictor:
         with torch.no_grad():
             out = self.model(images)
             probs = torch.sigmoid(out.logits).cpu().numpy()
-            result = {"attention": out.attention.cpu().numpy()}
+            result = {"attention": out.attention.cpu().numpy(), "prior": out.prior.cpu().numpy()}
             if mc_samples > 0:
                 mc = np.stack([torch.sigmoid(self.model(images, mc_dropout=True).logits).cpu().numpy() for _ in range(mc_samples)])
                 probs = mc.mean(0)
@@ -174,11 +178,12 @@ class ClassifierPredictor:
         tensor, lb = prepare_image(array.astype(np.float32), self.size)
         pred = self.predict_tensor(tensor[None], mc_samples=mc_samples)
         maps = attention_to_model_space(torch.from_numpy(pred["attention"]), self.size)[0].numpy()
+        prior = attention_to_model_space(torch.from_numpy(pred["prior"])[:, None], self.size)[0, 0].numpy()
         scores = {f: float(pred["probs"][0, i]) for i, f in enumerate(FINDINGS)}
         thresholds = {f: float(self.thresholds[i]) for i, f in enumerate(FINDINGS)}
         positive = {f: s for f, s in scores.items() if s >= thresholds[f] and f not in NON_SPATIAL}
         boxes = attention_boxes(maps, lb, positive, FINDING_INDEX, self.box_threshold)
-        return ClassifierResult(scores, maps, lb, thresholds, boxes, float(pred["uncertainty"][0]),
+        return ClassifierResult(scores, maps, lb, thresholds, boxes, float(pred["uncertainty"][0]), prior,
                                 self.name, self.synthetic)
 
 

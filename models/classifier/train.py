@@ -70,18 +70,19 @@ def _text_batch(batch: dict, table: dict[str, torch.Tensor], dim: int, device) -
 
 def predict_cases(model, cases, size: int, device, batch_size: int = 32) -> dict[str, np.ndarray]:
     """Run ``model`` (eval mode) over cases: ``probs``, ``labels`` (-1 = uncertain), ``mask``, ``attention``
-    grid maps ``(N, C, h, w)``, ``gaze`` ``(N, S, S)``, ``has_gaze``, ``boxes``, ``n_boxes``, ``fixations``,
+    grid maps ``(N, C, h, w)``, ``prior`` ``(N, h, w)``, ``gaze`` ``(N, S, S)``, ``has_gaze``, ``boxes``, ``n_boxes``, ``fixations``,
     ``n_fixations``, ``ids``."""
     ds = CaseDataset(cases, size, cache=False, uncertain_as=-1.0)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     keys = ("labels", "label_mask", "has_gaze", "boxes", "n_boxes", "fixations", "n_fixations")
-    acc: dict[str, list] = {k: [] for k in ("probs", "attention", "gaze", "ids", *keys)}
+    acc: dict[str, list] = {k: [] for k in ("probs", "attention", "prior", "gaze", "ids", *keys)}
     model.eval()
     with torch.no_grad():
         for batch in loader:
             out = model(batch["image"].to(device))
             acc["probs"].append(torch.sigmoid(out.logits).cpu().numpy())
             acc["attention"].append(out.attention.cpu().numpy())
+            acc["prior"].append(out.prior.cpu().numpy())
             acc["gaze"].append(batch["gaze"][:, 0].numpy())
             acc["ids"].extend(batch["id"])
             for k in keys:

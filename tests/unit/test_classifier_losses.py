@@ -70,18 +70,21 @@ def _term_loss(term, model, batch):
         return info_nce(out.image_embedding, text, batch["has_report"], model.logit_scale)
     if term == "box":
         return box_attention_loss(out.attention, batch["boxes"], batch["n_boxes"], 64)
+    if term == "prior":  # the default gaze target: the shared attention prior
+        return GazeAttentionLoss()(out.prior, batch["gaze"], batch["has_gaze"])[0]
     weights = GazeLossWeights(**{k: float(k == term) for k in ("mse", "kl", "cc", "com")})
     combined = combine_attention(out.attention, targets, mask)
     return GazeAttentionLoss(weights)(combined, batch["gaze"], batch["has_gaze"])[0]
 
 
-@pytest.mark.parametrize("term", ["bce", "mse", "kl", "cc", "com", "contrastive", "box"])
+@pytest.mark.parametrize("term", ["bce", "mse", "kl", "cc", "com", "prior", "contrastive", "box"])
 def test_gradient_flows_through_each_term(model, batch, term):
     model.zero_grad()
     loss = _term_loss(term, model, batch)
-    assert torch.isfinite(loss) and float(loss) > 0
+    assert torch.isfinite(loss) and float(loss.detach()) > 0
     loss.backward()
-    param = {"bce": model.class_weight, "contrastive": model.text_projection.weight}.get(term, model.attention_logits.weight)
+    param = {"bce": model.class_weight, "contrastive": model.text_projection.weight,
+             "prior": model.prior_logits.weight}.get(term, model.attention_logits.weight)
     assert param.grad is not None and float(param.grad.abs().sum()) > 0
     assert float(model.encoder.stem[0].weight.grad.abs().sum()) > 0  # reaches the encoder too
 

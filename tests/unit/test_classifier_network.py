@@ -18,10 +18,12 @@ def test_output_shapes_and_attention_sums_to_one(size):
     net = GazeAttentionNet(ClassifierConfig(size=size, width=4)).eval()
     with torch.no_grad():
         out = net(torch.rand(2, 1, size, size))
-    g = size // 16
+    g = size // 8
     assert out.logits.shape == (2, 14)
     assert out.attention.shape == (2, 14, g, g)
     assert torch.allclose(out.attention.sum((2, 3)), torch.ones(2, 14), atol=1e-5)
+    assert out.prior.shape == (2, g, g)
+    assert torch.allclose(out.prior.sum((1, 2)), torch.ones(2), atol=1e-5)
     assert out.image_embedding.shape == (2, 128)
     maps = attention_to_model_space(out.attention, size)
     assert maps.shape == (2, 14, size, size)
@@ -33,7 +35,7 @@ def test_bad_input_shapes(net):
         net(torch.rand(1, 64, 64))
     with pytest.raises(ValueError, match=r"\(B, 1, S, S\)"):
         net(torch.rand(1, 3, 64, 64))
-    with pytest.raises(ValueError, match="multiples of 16"):
+    with pytest.raises(ValueError, match="multiples of 8"):
         net(torch.rand(1, 1, 70, 70))
 
 

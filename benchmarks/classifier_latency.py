@@ -1,0 +1,112 @@
+"""CPU latency of the gaze-guided classifier vs torchvision DenseNet-121 (CheXNet's backbone), batch 1.
+
+Ours is timed end to end through ``ClassifierPredictor.__call__`` (letterbox, forward, 14 attention maps
+upsampled to the input, boxes for every spatial finding: thresholds forced to 0 so all 13 boxes are made,
+the worst case) and as the bare network forward. DenseNet-121 (random init, 14 outputs, 3-channel input) is
+the bare forward only, so the comparison is conservative. Measurements alternate between the two models
+so that load from other processes hits both alike; the median of ``--repeats`` runs is reported.
+
+    python benchmarks/classifier_latency.py --json benchmarks/results/classifier_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GOAL_RATIO = 0.5
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def bench_size(size: int, repeats: int, warmup: int, width: int) -> dict:
+    import torch
+    import torchvision
+
+    from models.classifier.network import ClassifierConfig, GazeAttentionNet
+    from models.classifier.predict import ClassifierPredictor
+    from models.imaging import LoadedImage
+    from models.vocab import FINDINGS
+
+    torch.manual_seed(0)
+    net = GazeAttentionNet(ClassifierConfig(size=size, width=width)).eval()
+    predictor = ClassifierPredictor(net, [0.0] * len(FINDINGS))
+    image = LoadedImage(np.random.default_rng(0).random((size, size)).astype(np.float32))
+    x1 = torch.rand(1, 1, size, size)
+    densenet = torchvision.models.densenet121(weights=None, num_classes=len(FINDINGS)).eval()
+    x3 = torch.rand(1, 3, size, size)
+
+    runs = {"ours_end_to_end": [], "ours_network": [], "densenet121": []}
+    boxes = 0
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            t_pred = _time(lambda: predictor(image))
+            t_net = _time(lambda: net(x1))
+            t_dn = _time(lambda: densenet(x3))
+            if i >= warmup:
+                runs["ours_end_to_end"].append(t_pred)
+                runs["ours_network"].append(t_net)
+                runs["densenet121"].append(t_dn)
+        boxes = len(predictor(image).boxes)
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    return {
+        "median_ms": med,
+        "p90_ms": {k: float(np.percentile(v, 90)) for k, v in runs.items()},
+        "ratio_end_to_end_vs_densenet": med["ours_end_to_end"] / med["densenet121"],
+        "ratio_network_vs_densenet": med["ours_network"] / med["densenet121"],
+        "boxes_per_image": boxes,
+        "heatmaps": len(FINDINGS),
+        "params": {"ours": sum(p.numel() for p in net.parameters()),
+                   "densenet121": sum(p.numel() for p in densenet.parameters())},
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", default="benchmarks/results/classifier_latency.json")
+    p.add_argument("--sizes", type=int, nargs="+", default=[224, 512])
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--width", type=int, default=16, help="encoder width of our network (the CLI default)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = {str(s): bench_size(s, args.repeats, args.warmup, args.width) for s in args.sizes}
+    report = {
+        "what": "CPU batch-1 latency, gaze-guided classifier (with 14 heatmaps + boxes) vs DenseNet-121 forward",
+        "goal": f"end-to-end ratio <= {GOAL_RATIO}",
+        "met": all(r["ratio_end_to_end_vs_densenet"] <= GOAL_RATIO for r in results.values()),
+        "results": results,
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(), "repeats": args.repeats,
+    }
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"{'size':>5s} {'ours e2e ms':>12s} {'ours net ms':>12s} {'DenseNet ms':>12s} {'ratio e2e':>10s} {'ratio net':>10s}")
+    for s, r in results.items():
+        m = r["median_ms"]
+        print(f"{s:>5s} {m['ours_end_to_end']:12.1f} {m['ours_network']:12.1f} {m['densenet121']:12.1f} "
+              f"{r['ratio_end_to_end_vs_densenet']:10.3f} {r['ratio_network_vs_densenet']:10.3f}")
+    print(f"goal {report['goal']}: {'met' if report['met'] else 'NOT met'}; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
