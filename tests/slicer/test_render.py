@@ -47,11 +47,12 @@ def test_screenshot_shows_the_scene(loaded, phantom_case, screenshot, tmp_path, 
     assert not screenshot.box_green(screenshot.around(png2, old, 1)).any()  # the old outline is gone
 
 
-def test_playback_hides_fixations_not_yet_played(loaded, tmp_path):
+def test_playback_shows_only_the_fixations_played(loaded, phantom_case, screenshot, tmp_path, offscreen_gl):
     from GazeLabelLib import scene_io
     from GazeLabelLib.headless import render_slice_view
     from GazeLabelLib.session import AnnotationSession
 
+    case, _ = phantom_case
     session = AnnotationSession(loaded.scene)
     playback = session.playback(speed=2.0)
     first = playback.step()
@@ -62,6 +63,17 @@ def test_playback_hides_fixations_not_yet_played(loaded, tmp_path):
     points = scene_io.find_role(loaded.scene, "fixations")
     shown = [bool(points.GetNthControlPointVisibility(i)) for i in range(points.GetNumberOfControlPoints())]
     assert shown[:2] == [True, True] and not any(shown[2:])
+    assert scene_io.find_role(loaded.scene, "scanpath").GetNumberOfControlPoints() == 2
+    assert len(scene_io.scene_to_case(loaded.scene)["fixations"]) == len(case["fixations"])  # the case keeps all
+
+    # In the picture: fixations 1 and 2 drawn; the later ones (those well clear of 1 and 2) not.
+    volume = scene_io.require_role(loaded.scene, "image")
+    shot = render_slice_view(loaded, tmp_path / "playback.png", size=(640, 640))
+    png = screenshot.rgb(shot)
+    xy = [shot.pixel_of(p) for p in scene_io.pixels_to_ras(volume, [[f["x"], f["y"]] for f in case["fixations"]])]
+    assert all(screenshot.fixation_blue(screenshot.around(png, xy[i], 6)).any() for i in (0, 1))
+    clear = [i for i in range(2, len(xy)) if min(np.hypot(xy[i][0] - xy[j][0], xy[i][1] - xy[j][1]) for j in (0, 1)) > 40]
+    assert clear and not any(screenshot.fixation_blue(screenshot.around(png, xy[i], 2)).any() for i in clear)
     assert playback.back().index == first.index
     last = playback.seek(len(playback) - 1)
     assert playback.step() is None and playback.finished and last.label == str(len(playback))

@@ -4,7 +4,7 @@ What the annotator sees and edits, one node per thing:
 
 ==============================  =================================================================
 ``vtkMRMLScalarVolumeNode``     the radiograph, float32 in [0, 1], bone bright (role ``image``)
-``vtkMRMLScalarVolumeNode``     the heatmap in [0, 1] on the same grid, heat colours (role ``heatmap``)
+``vtkMRMLScalarVolumeNode``     the heatmap as the server sent it, same grid, heat colours (role ``heatmap``)
 ``vtkMRMLMarkupsFiducialNode``  fixations in reading order, labelled "1", "2", ...; each point's
                                 description holds ``{"t": s, "duration": s}`` (role ``fixations``)
 ``vtkMRMLMarkupsCurveNode``     the scanpath, a linear curve through the fixations (role ``scanpath``)
@@ -48,7 +48,7 @@ DISC_BASE_FRACTION, DISC_REFERENCE_S = 0.012, 0.3
 # ROI thickness across the image plane (in voxels along K): flat, but still pickable in the slice view.
 BOX_THICKNESS_VOXELS = 1.0
 
-# Colours apart from each other and from the heatmap's red-yellow-white and the grey radiograph.
+# Colours apart from each other and from the heatmap's red-yellow and the grey radiograph.
 FIXATION_COLOR = (0.0, 0.8, 1.0)   # sky blue: numbered fixations and their duration discs
 SCANPATH_COLOR = (0.6, 0.8, 1.0)   # pale blue: the saccades between them
 BOX_COLOR = (0.1, 1.0, 0.2)        # green: finding boxes
@@ -264,23 +264,42 @@ def set_fixations(scene, fixations: list[dict]) -> None:
     path.SetAttribute(ROLE, "scanpath")
     path.CreateDefaultDisplayNodes()
     path.SetCurveTypeToLinear()
-    if len(ras) > 1:
-        pts = vtk.vtkPoints()
-        for p in ras:
-            pts.InsertNextPoint(*p)
-        path.SetControlPointPositionsWorld(pts)
     path.SetLocked(True)
     _style_markups(path, SCANPATH_COLOR, text_scale=0.0, glyph_scale=0.8)
     path.GetDisplayNode().SetPointLabelsVisibility(False)
 
     discs = scene.AddNewNodeByClass("vtkMRMLModelNode", "GazeLabel fixation durations")
     discs.SetAttribute(ROLE, "durations")
-    discs.SetAndObservePolyData(duration_discs(volume, fixations))
     discs.CreateDefaultDisplayNodes()
     display = discs.GetDisplayNode()
     display.SetColor(*FIXATION_COLOR)
     display.SetVisibility2D(True)
     display.SetSliceIntersectionThickness(2)
+    show_fixations(scene, [True] * len(fixations))
+
+
+def show_fixations(scene, visible: list[bool]) -> None:
+    """Show only the fixations flagged in ``visible`` (playback): their points, the scanpath through them
+    and their duration discs. The fixation points keep every fixation, so the case is unchanged."""
+    volume = require_role(scene, "image")
+    points, path, discs = (require_role(scene, role) for role in ("fixations", "scanpath", "durations"))
+    if len(visible) != points.GetNumberOfControlPoints():
+        raise SceneError(f"show_fixations: {len(visible)} flags for {points.GetNumberOfControlPoints()} fixations")
+    shown = []
+    for i, flag in enumerate(visible):
+        points.SetNthControlPointVisibility(i, bool(flag))
+        if flag:
+            ras = [0.0, 0.0, 0.0]
+            points.GetNthControlPointPositionWorld(i, ras)
+            timing = json.loads(points.GetNthControlPointDescription(i) or "{}")
+            x, y = ras_to_pixels(volume, ras)[0]
+            shown.append((ras, {"x": x, "y": y, "duration": float(timing.get("duration", 0.0))}))
+    line = vtk.vtkPoints()
+    if len(shown) > 1:  # a path needs two fixations
+        for ras, _ in shown:
+            line.InsertNextPoint(*ras)
+    path.SetControlPointPositionsWorld(line)
+    discs.SetAndObservePolyData(duration_discs(volume, [f for _, f in shown]))
 
 
 def disc_radius_px(duration: float, width: int, height: int) -> float:

@@ -226,9 +226,6 @@ class AnnotationSession:
         return FixationPlayback(scene_io.fixations_from_scene(self.scene), speed=speed)
 
     def show_playback(self, playback: FixationPlayback) -> None:
-        """Show only the fixations played so far (all of them when playback has not started)."""
-        points = scene_io.find_role(self.scene, "fixations")
-        if points is None:
-            return
-        for i, shown in enumerate(playback.visible()):
-            points.SetNthControlPointVisibility(i, shown)
+        """Show only the fixations played so far, with their path and discs (all when playback is not on)."""
+        if scene_io.find_role(self.scene, "fixations") is not None:
+            scene_io.show_fixations(self.scene, playback.visible())
