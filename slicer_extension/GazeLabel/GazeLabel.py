@@ -23,12 +23,11 @@ from GazeLabelLib.client import ServerError
 from GazeLabelLib.headless import HEATMAP_OPACITY, fit_with_margin
 from GazeLabelLib.image_io import ImageDecodeError
 from GazeLabelLib.session import AnnotationSession
-from GazeLabelLib.vocab import FINDINGS
 
 SETTINGS = "GazeLabel/"
 TRAIN_POLL_MS = 5000
 # Checklist state <-> CheXpert value: checked = confirmed, unchecked = rejected, partial = uncertain.
-CHECK_TO_VALUE = {qt.Qt.Checked: 1, qt.Qt.Unchecked: 0, qt.Qt.PartiallyChecked: -1}
+CHECK_TO_VALUE = {int(qt.Qt.Checked): 1, int(qt.Qt.Unchecked): 0, int(qt.Qt.PartiallyChecked): -1}
 VALUE_TO_CHECK = {1: qt.Qt.Checked, 0: qt.Qt.Unchecked, -1: qt.Qt.PartiallyChecked, None: qt.Qt.Unchecked}
 
 
@@ -159,6 +158,8 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
 
     def onNextSample(self):
+        self.playTimer.stop()
+        self.playback = None
         image_id = self._run("next sample", self.logic.nextSample, self.ui.strategy.currentText)
         self.ui.imageLabel.text = image_id or "No image left to annotate"
         if image_id and self.ui.autoRun.checked:
@@ -205,19 +206,21 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             score = "" if row["score"] is None else f"  ({row['score']:.2f})"
             item = qt.QListWidgetItem(row["finding"] + score)
             item.setData(qt.Qt.UserRole, row["finding"])
-            item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable | qt.Qt.ItemIsTristate)
+            item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable | qt.Qt.ItemIsUserTristate)
             item.setCheckState(VALUE_TO_CHECK[row["value"]])
             self.ui.findingsList.addItem(item)
         self.ui.findingsList.blockSignals(False)
 
     def onFindingChanged(self, item):
         finding = item.data(qt.Qt.UserRole)
-        self._run("finding decision", self.logic.session.set_finding, finding, CHECK_TO_VALUE[item.checkState()])
+        self._run("finding decision", self.logic.session.set_finding, finding, CHECK_TO_VALUE[int(item.checkState())])
 
     def onAddBox(self):
         item = self.ui.findingsList.currentItem()
-        finding = item.data(qt.Qt.UserRole) if item is not None else FINDINGS[2]
-        self._run("add box", self.logic.session.add_box, finding)
+        if item is None:
+            slicer.util.warningDisplay("Select the box's finding in the Findings list first.", windowTitle="GazeLabel")
+            return
+        self._run("add box", self.logic.session.add_box, item.data(qt.Qt.UserRole))
 
     def onReportEdited(self):
         self._run("report edit", self.logic.session.set_report_text, self.ui.reportEdit.plainText)
