@@ -158,6 +158,11 @@ class ServerProcess:
         return self.settings.headers
 
     @property
+    def pid_file(self) -> Path:
+        """``work_dir/server.pid``: the server's process (group) id while it runs."""
+        return self.settings.work_dir / "server.pid"
+
+    @property
     def log_file(self) -> Path:
         return self.settings.work_dir / "logs" / ("stdout.log" if self.quiet else "server.log")
 
@@ -169,6 +174,7 @@ class ServerProcess:
                 stdout=out if self.quiet else None, stderr=subprocess.STDOUT if self.quiet else None,
                 start_new_session=True,
             )
+        self.pid_file.write_text(str(self.process.pid))
         self.wait_ready(timeout)
         return self
 
@@ -201,12 +207,13 @@ class ServerProcess:
             try:
                 os.killpg(self.process.pid, sig)
             except ProcessLookupError:
-                return
+                break
             try:
                 self.process.wait(timeout)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
+        self.pid_file.unlink(missing_ok=True)
 
     def __enter__(self) -> "ServerProcess":
         return self.start() if self.process is None else self

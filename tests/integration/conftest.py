@@ -17,9 +17,10 @@ Fixtures (any test under ``tests/integration/`` can use them):
     - ``client()``: a ``monailabel.client.MONAILabelClient`` for ``url`` (auth header set)
     - ``log_tail()``: the last lines of the server log, for assertion messages
 
-    The server is shared: do not stop it, do not retrain or delete models on it (use ``start_server``), and
-    save labels only for image ids your test owns (``image_ids[k]`` with a k no other test uses; see the
-    registry :data:`IMAGE_OWNERS`).
+    The server is shared: do not stop it and do not delete its models; save labels only for image ids your
+    test owns (``image_ids[k]`` with a k no other test uses; see :data:`IMAGE_OWNERS`). Only
+    ``test_server_api`` retrains on it (classifier and scanpath, same tiny sizes), so do not compare model
+    stamps across tests; a test that retrains should use ``start_server``.
 
 ``start_server`` (function scope)
     ``start_server(studies=None, models_dir=None, **settings)`` starts one more server (stopped after the
