@@ -57,7 +57,8 @@ def sequence_text(prompt: str | None, findings: str, impression: str = "") -> st
 
 def split_generated(text: str) -> tuple[str, str]:
     """Decoded continuation after ``[SEP]`` -> (findings, impression)."""
-    text = text.replace(EOS, " ").replace(PAD, " ")
+    for token in (EOS, PAD, UNK, BOS):
+        text = text.replace(token, " ")
     findings, _, impression = text.partition(IMP)
     return _tidy(findings), _tidy(impression)
 

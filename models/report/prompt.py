@@ -3,7 +3,8 @@
 A :class:`ReportPlan` holds one :class:`Statement` per finding the report should speak about: a
 confidence keyword ("likely" p >= 0.7, "possible" p >= 0.4, "no" otherwise), the anatomical region (from the
 finding's best box, else the finding's usual region the reader looked at longest), the box index and the
-indices of the fixations that support it (inside the box, else inside the region). The same plan renders
+indices of the fixations that support it (inside the box, else inside the region; for a negative, those on
+the finding's usual regions: the search that found nothing). The same plan renders
 as prompt text for the language model (:meth:`ReportPlan.prompt_text`) and as a deterministic template
 report (:mod:`models.report.templates`), and it carries the evidence links of both.
 """
@@ -115,7 +116,11 @@ def build_plan(scores: Mapping[str, float], boxes: Sequence[Box], fixations: Seq
         kw = keyword_for(p, thresholds)
         if kw == NO:
             if finding in routine_negatives:
-                statements.append(Statement(finding, NO, p))
+                # A negative is supported by the search: the fixations on the finding's usual regions.
+                looked_at = [] if not with_regions else [
+                    j for j, f in enumerate(fixations)
+                    if any(_inside(f, region_box_pixels(r, width, height)) for r in FINDING_REGIONS.get(finding, ()))]
+                statements.append(Statement(finding, NO, p, fixations=looked_at))
             continue
         st = Statement(finding, kw, p)
         if not with_regions:
