@@ -10,6 +10,9 @@ labels, so this datastore:
 - keeps labels as Case JSON in that cache folder (``labels/<tag>/<series uid>.json``, with the study, series
   and SOP instance UIDs in the label info), so nothing is written to the PACS except uploaded images;
 - stores uploaded images in the PACS with STOW-RS after the same checks as the local store.
+
+Locks: ``self._lock`` guards the remote listing and downloads and is always taken before the local index
+lock ``self._mutex`` (:class:`CaseDatastore`), never after.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class DicomwebCaseDatastore(CaseDatastore):
         return sorted(self._series())
 
     def _local_final(self) -> set[str]:
-        return {k for k, v in self._datastore.objects.items() if v.labels.get(DefaultLabelTag.FINAL)}
+        with self._mutex:
+            return {k for k, v in self._datastore.objects.items() if v.labels.get(DefaultLabelTag.FINAL)}
 
     def get_labeled_images(self, label_tag=None, labels=None) -> list[str]:
         final = self._local_final()
@@ -86,8 +90,14 @@ class DicomwebCaseDatastore(CaseDatastore):
         return [s for s in self.list_images() if s not in final]
 
     def status(self) -> dict[str, Any]:
-        local = super().status()
-        return {**local, "total": len(self.list_images()), "completed": len(self.get_labeled_images())}
+        # Not LocalDatastore.status: it would call list_images (remote, self._lock) while holding self._mutex,
+        # the reverse of get_image_uri's order.
+        with self._mutex:
+            tags: dict[str, int] = {}
+            for obj in self._datastore.objects.values():
+                for tag in obj.labels:
+                    tags[tag] = tags.get(tag, 0) + 1
+        return {"total": len(self.list_images()), "completed": len(self.get_labeled_images()), "label_tags": tags}
 
     # ---------------------------------------------------------------- images
     def _fetch(self, series_uid: str) -> None:

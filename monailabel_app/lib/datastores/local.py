@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any
 
 from monailabel.datastore.local import LocalDatastore
@@ -23,10 +24,32 @@ from ..ids import check_id, check_inside
 from .uploads import LABEL_EXTENSIONS, check_image_upload, read_label_upload
 
 
+# LocalDatastore keeps its index in memory and was written for one event loop (plus the file watcher).
+# The GazeLabel server calls it from worker threads, so these methods hold one lock per datastore.
+SERIALIZED = ("datalist", "get_image_uri", "get_image_info", "get_label_uri", "get_label_info", "get_labeled_images",
+              "get_unlabeled_images", "list_images", "status", "json", "add_image", "remove_image", "save_label",
+              "remove_label", "update_image_info", "update_label_info", "refresh")
+
+
+def _serialized(cls):
+    for name in SERIALIZED:
+        method = getattr(cls, name)
+
+        def locked(self, *args, __method=method, **kwargs):
+            with self._mutex:
+                return __method(self, *args, **kwargs)
+
+        locked.__name__, locked.__doc__ = name, method.__doc__
+        setattr(cls, name, locked)
+    return cls
+
+
+@_serialized
 class CaseDatastore(LocalDatastore):
     """A hardened local datastore over a case store folder (``<root>/<id>.png|.dcm``, ``labels/<tag>/<id>.json``)."""
 
     def __init__(self, root: str, extensions=("*.png", "*.dcm"), auto_reload: bool = False, read_only: bool = False):
+        self._mutex = threading.RLock()
         super().__init__(root, extensions=list(extensions), auto_reload=auto_reload, read_only=read_only)
 
     # ---------------------------------------------------------------- listing
