@@ -7,7 +7,8 @@ Measures, against a real ``monailabel start_server`` subprocess started through 
 2. throughput with several concurrent clients (``--clients``, at most 8) on one task: requests/s and
    latency percentiles; the server runs ``--infer-workers`` inferences at once, the rest queue;
 3. ``GET /info/`` and ``GET /datastore/`` latency while inferences run (p50/p95/max), against the idle
-   baseline: MONAI Label 0.8.5 ran inference on the event loop and stalled both for the whole inference;
+   baseline: MONAI Label 0.8.5 ran inference on the event loop and stalled both for the whole inference
+   (``--compare-stock`` repeats this measurement on MONAI Label's stock routes, same app and models);
 4. retrain turnaround: save ``--labels`` annotator labels (Case JSON, tag final), ``POST /train/gaze_classifier``,
    and poll an infer call until it reports the new classifier checkpoint; split into label upload, training
    task (subprocess start + training + publish) and first inference on the new model.
@@ -197,6 +198,8 @@ def main(argv=None) -> int:
     p.add_argument("--busy-seconds", type=float, default=20.0, help="how long /info/ is polled during inference")
     p.add_argument("--labels", type=int, default=20, help="labels saved before retraining")
     p.add_argument("--train-epochs", type=int, default=2)
+    p.add_argument("--compare-stock", action="store_true",
+                   help="also measure /info/ during inference on MONAI Label's stock (unhardened) routes")
     args = p.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     if not all(1 <= c <= MAX_CLIENTS for c in levels):
@@ -230,6 +233,14 @@ def main(argv=None) -> int:
         print("retrain turnaround:")
         result["retrain"] = bench_retrain(client, run_store, ids, args.labels,
                                           {"epochs": args.train_epochs, "size": 224, "batch_size": 8})
+    if args.compare_stock:
+        stock = ServerSettings(studies=str(run_store), models_dir=run_models, work_dir=work / "server_stock",
+                               port=free_port(), uvicorn_app="monailabel.app:app")
+        with ServerProcess(stock) as server:
+            print("responsiveness during inference, MONAI Label stock routes (for comparison):")
+            client = Client(server.url, server.headers)
+            client.infer("pipeline", ids[0])  # load the models before measuring
+            result["responsiveness_stock_routes"] = bench_responsiveness(client, ids, "pipeline", args.busy_seconds, 1)
     result["load_average_end"] = os.getloadavg()
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,8 @@ class ServerSettings:
     basic_auth: str | None = None  # "user:password"
     infer_workers: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The hardened app; "monailabel.app:app" serves MONAI Label's stock routes (benchmarks compare the two).
+    uvicorn_app: str = "monailabel_app.server:app"
 
     def __post_init__(self):
         self.models_dir, self.work_dir = Path(self.models_dir).resolve(), Path(self.work_dir).resolve()
@@ -102,7 +104,7 @@ def server_command(s: ServerSettings) -> list[str]:
         sys.executable, "-m", "monailabel.main", "start_server",
         "--app", str(APP_DIR), "--studies", s.studies,
         "--host", s.host, "--port", str(s.port),
-        "--uvicorn_app", "monailabel_app.server:app",
+        "--uvicorn_app", s.uvicorn_app,
         "--log_config", str(log_config(logs / "logging.json", logs / "server.log")),
         "--conf", "models_dir", str(s.models_dir),
         "--conf", "dicomweb_cache", str(s.work_dir / "dicomweb_cache"),

@@ -35,7 +35,8 @@ from ..datastores.records import Records
 from .publish import publish
 
 CHECKPOINT_KINDS = {"classifier": "classifier", "scanpath": "scanpath", "report": "report"}
-KEY_METRICS = ("val_macro_auc", "val_loss", "loss")
+# The number /info/ shows as best_metric, per family (its key in checkpoint_metrics).
+KEY_METRICS = {"classifier": "val_macro_auc", "scanpath": "val_loss", "report": "gaze2report_val_loss"}
 # Quick CPU defaults for retraining from the server; a request may override any of the family's options.
 DEFAULTS = {
     "classifier": {"epochs": 5, "size": 224, "batch_size": 8},
@@ -107,20 +108,33 @@ def family_arguments(family: str, options: dict[str, Any], data: Path, out: Path
     return args
 
 
+def _numbers(src: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
+    """Numeric facts of a (nested) dict: scalars, and the last value of number lists (per-epoch histories)."""
+    out: dict[str, float] = {}
+    if not isinstance(src, dict) or depth > 1:
+        return out
+    for key, value in src.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list) and value and isinstance(value[-1], (int, float)):
+            value = value[-1]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, dict):
+            out.update(_numbers(value, f"{name}_", depth + 1))
+    return out
+
+
 def checkpoint_metrics(models_dir: Path, family: str) -> dict[str, float]:
-    """Numeric training facts stored in the published checkpoint (summary, training or last history)."""
+    """Numeric training facts stored in the published checkpoint (``summary``, ``training``, ``history``)."""
     from models.runtime import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint_file(models_dir, family), CHECKPOINT_KINDS[family])
-    sources = [ckpt.get("summary"), ckpt.get("training")]
     history = ckpt.get("history")
-    if isinstance(history, list) and history and isinstance(history[-1], dict):
-        sources.append(history[-1])
-    metrics = {}
-    for src in sources:
-        for k, v in (src or {}).items() if isinstance(src, dict) else ():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                metrics[k] = float(v)
+    if isinstance(history, list):  # a list of per-epoch dicts: the last epoch
+        history = history[-1] if history and isinstance(history[-1], dict) else None
+    metrics: dict[str, float] = {}
+    for src in (ckpt.get("summary"), ckpt.get("training"), history):
+        metrics.update(_numbers(src))
     return finite(metrics)
 
 
@@ -177,7 +191,7 @@ class FamilyTrainTask(TrainTask):
             "model": stamp_text(stamp(self.models_dir, self.family)),
             "metrics": checkpoint_metrics(self.models_dir, self.family),
         }
-        stats["best_metric"] = next((stats["metrics"][k] for k in KEY_METRICS if k in stats["metrics"]), 0.0)
+        stats["best_metric"] = stats["metrics"].get(KEY_METRICS[self.family], 0.0)
         tmp_stats = self.stats_path.with_suffix(".tmp")
         tmp_stats.write_text(json.dumps(finite(stats), indent=1))
         os.replace(tmp_stats, self.stats_path)
