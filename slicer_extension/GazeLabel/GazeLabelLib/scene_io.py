@@ -42,7 +42,7 @@ BOX_FINDING, BOX_SCORE, BOX_REGION, BOX_INDEX, BOX_ORIGINAL = (
 # Fields kept verbatim in the case node; the rest of a Case lives in the nodes above.
 _VERBATIM = ("schema", "id", "image", "readers", "coverage", "source", "extra")
 # Heatmap display: transparent below this value so the radiograph stays readable.
-HEATMAP_FLOOR = 0.2
+HEATMAP_FLOOR = 0.4
 # Fixation disc radius: BASE fraction of the image's longer side for a 0.3 s fixation, grows as sqrt(duration).
 DISC_BASE_FRACTION, DISC_REFERENCE_S = 0.012, 0.3
 # ROI thickness across the image plane (in voxels along K): flat, but still pickable in the slice view.
@@ -171,7 +171,7 @@ def heat_color_table(scene):
             continue
         u = (v - HEATMAP_FLOOR) / (1.0 - HEATMAP_FLOOR)
         red, green, blue = (min(top, max(0.0, 3 * u - k)) for k, top in ((-0.4, 1.0), (1.0, 1.0), (2.0, 0.35)))
-        node.SetColor(i, red, green, blue, 0.2 + 0.6 * u)
+        node.SetColor(i, red, green, blue, 0.15 + 0.65 * u)
     node.GetLookupTable().SetTableRange(0.0, 1.0)
     return node
 
