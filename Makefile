@@ -1,4 +1,6 @@
 # Two things a newcomer runs: `make demo` and `make test` (README). Both create .venv and install first.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,7 +9,9 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test]'
+	# This machine's pip config lists local mirror folders that lack some packages: drop those warnings.
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import monailabel, torch, models"
 	touch $(STAMP)
 
 # Debian packages the tests use: Orthanc (PACS test), Mesa EGL (Slicer render), Java (METEOR).
