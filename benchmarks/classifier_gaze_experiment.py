@@ -75,18 +75,22 @@ def run_condition(stores, gaze_weight: float, seed: int, args) -> dict:
     from models.runtime import resolve_device
 
     ckpt = Path(args.work) / f"model_g{gaze_weight}_s{seed}.pt"
-    train_source = CaseStore(stores["train"]).source()
-    summary = train_classifier(
-        train_source, ckpt,
-        model_config=ClassifierConfig(size=args.size, width=args.width),
-        loss_config=LossConfig(gaze_weight=gaze_weight, gaze_target=args.gaze_target),
-        train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device="cpu"),
-        progress=False, ctx=DistContext(device=resolve_device("cpu")),
-    )
+    configs = {
+        "model": ClassifierConfig(size=args.size, width=args.width),
+        "loss": LossConfig(gaze_weight=gaze_weight, gaze_target=args.gaze_target),
+        "train": TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device="cpu"),
+    }
+    summary = _reusable(ckpt, configs, stores["train"]) if args.reuse else None
+    if summary is None:
+        summary = train_classifier(
+            CaseStore(stores["train"]).source(), ckpt, model_config=configs["model"], loss_config=configs["loss"],
+            train_config=configs["train"], progress=False, ctx=DistContext(device=resolve_device("cpu")),
+        )
+        summary["reused"] = False
     from models.classifier.predict import ClassifierPredictor
 
     predictor = ClassifierPredictor.from_checkpoint(ckpt)
-    out = {"val_macro_auc": summary.get("val_macro_auc"), "seconds": summary["seconds"]}
+    out = {"val_macro_auc": summary.get("val_macro_auc"), "seconds": summary["seconds"], "reused": summary["reused"]}
     for name in ("test_id", "test_shortcut"):
         source = CaseStore(stores[name]).source()
         pred = predict_cases(predictor.model, source.cases, args.size, predictor.device)
@@ -99,6 +103,26 @@ def run_condition(stores, gaze_weight: float, seed: int, args) -> dict:
             "marker_mass": marker_mass(pred["attention"], FINDING_INDEX[args.marker]),
         }
     return out
+
+
+def _reusable(ckpt: Path, configs: dict, train_store: Path) -> dict | None:
+    """The stored training summary when ``ckpt`` was trained with exactly these settings, else None."""
+    from dataclasses import asdict
+
+    from models.runtime import CheckpointError, load_checkpoint
+
+    if not ckpt.exists():
+        return None
+    try:
+        stored = load_checkpoint(ckpt, "classifier")
+    except CheckpointError:
+        return None
+    wanted = {"model": configs["model"].to_dict(), "loss": configs["loss"].to_dict(), "train": asdict(configs["train"])}
+    if stored["config"] != wanted or stored.get("summary", {}).get("train_cases") is None:
+        return None
+    if (train_store / "dataset.json").stat().st_mtime > ckpt.stat().st_mtime:
+        return None  # data regenerated after the model was trained
+    return {**stored["summary"], "reused": True}
 
 
 def _mean(x) -> float:
@@ -185,19 +209,21 @@ def main(argv=None) -> int:
     p.add_argument("--json", default="benchmarks/results/classifier_gaze_experiment.json")
     p.add_argument("--work", default=None, help="folder for phantom stores and models (default: next to --json)")
     p.add_argument("--marker", default="Pleural Effusion", help="finding the spurious marker correlates with")
-    p.add_argument("--n-train", type=int, default=400, help="train+val phantom images (80/20)")
-    p.add_argument("--n-test", type=int, default=300, help="images per test set")
+    p.add_argument("--n-train", type=int, default=300, help="train+val phantom images (80/20)")
+    p.add_argument("--n-test", type=int, default=200, help="images per test set")
     p.add_argument("--image-size", type=int, default=256, help="phantom image side (px)")
     p.add_argument("--size", type=int, default=128, help="model input side (px)")
     p.add_argument("--width", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--gaze-weight", type=float, default=1.0)
     p.add_argument("--gaze-target", default="prior", choices=("prior", "all", "positive"), help="see losses.LossConfig")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse a model in --work trained with identical settings instead of retraining it")
     args = p.parse_args(argv)
 
     import torch
@@ -214,7 +240,8 @@ def main(argv=None) -> int:
         for w in weights:
             t0 = time.time()
             results[(w, seed)] = r = run_condition(stores, w, seed, args)
-            print(f"seed {seed} gaze weight {w}: trained in {r['seconds']:.0f}s, total {time.time() - t0:.0f}s, "
+            print(f"seed {seed} gaze weight {w}: trained in {r['seconds']:.0f}s{' (reused)' if r['reused'] else ''}, "
+                  f"total {time.time() - t0:.0f}s, "
                   f"val macro AUC {r['val_macro_auc']:.3f}", flush=True)
     table = summarise(results, args.seeds, weights, args)
     report = {
@@ -225,6 +252,8 @@ def main(argv=None) -> int:
                       "test_shortcut": "marker present in 50% of cases regardless of the label"},
         "results": table,
         "val_macro_auc": {f"gaze{w}_seed{s}": results[(w, s)]["val_macro_auc"] for w in weights for s in args.seeds},
+        "training_seconds": {f"gaze{w}_seed{s}": results[(w, s)]["seconds"] for w in weights for s in args.seeds},
+        "reused_models": [f"gaze{w}_seed{s}" for w in weights for s in args.seeds if results[(w, s)]["reused"]],
         "seconds": time.time() - start,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
