@@ -13,13 +13,9 @@ from pathlib import Path
 
 
 def open_data(path: str):
-    """A CaseSource from ``--data``: the dataset readers when available, else a case store folder."""
-    try:
-        from models.datasets import open_source
-    except ImportError:
-        from models.datasets.store import CaseStore
+    """A CaseSource from ``--data`` (any format :func:`models.datasets.open_source` detects)."""
+    from models.datasets import open_source
 
-        return CaseStore(path).source()
     return open_source(path)
 
 
