@@ -203,13 +203,15 @@ def main(argv=None) -> int:
     p.add_argument("--n-iu", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-iu", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads; 1 avoids thread contention on a shared machine (timings depend on it)")
     p.add_argument("--out", default="benchmarks/results/report_benchmark.json")
     args = p.parse_args(argv)
     import torch
 
     from models.metrics.report import ReportScorer
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     t0 = time.time()
     result = {"note": "phantom rows are SYNTHETIC data; IU rows are real report text (CC BY-NC-ND 4.0)",
               "cpu_threads": torch.get_num_threads()}

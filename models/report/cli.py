@@ -13,6 +13,10 @@ def add_train_arguments(p) -> None:
     p.add_argument("--iu", action="store_true", help="also train the LM on the 2,955 IU X-ray reports")
     p.add_argument("--lm", default=None, help="a local transformers causal-LM folder instead of our small GPT-2")
     p.add_argument("--epochs", type=int, default=None, help="epochs of both stages (default: 6 LM, 8 Gaze2Report)")
+    p.add_argument("--lm-epochs", type=int, default=None,
+                   help="epochs of the language stage only (0 with --lm: use that LM as it is)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is much faster on a busy machine)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
     p.add_argument("--no-gaze", action="store_true", help="ablation: train the prefix without fixation tokens")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -31,6 +35,16 @@ def train(args) -> int:
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
         cfg.lm_epochs = cfg.g2r_epochs = args.epochs
+    if args.lm_epochs is not None:
+        if args.lm_epochs < 0 or (args.lm_epochs == 0 and not args.lm):
+            raise ValueError("--lm-epochs must be >= 1 (0 is allowed only with --lm PATH)")
+        cfg.lm_epochs = args.lm_epochs
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.lora_r < 1:
         raise ValueError(f"--lora-r must be >= 1, got {args.lora_r}")
     source = CaseStore(args.data).source()

@@ -165,6 +165,7 @@ def train_language_model(train_texts: Sequence[str], val_texts: Sequence[str], c
         if step >= total:
             break
     history["seconds"] = time.time() - t0
+    history["source"] = cfg.lm_path or "trained from scratch"
     return model.eval(), tokenizer, history
 
 
@@ -315,7 +316,6 @@ def train_report_generator(cases_by_split: dict[str, list[Case]], out_dir: str |
     from models.runtime import save_checkpoint, seed_everything
 
     seed_everything(cfg.seed)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     out_dir = Path(out_dir)
     rng = random.Random(cfg.seed)
     train_cases, val_cases = cases_by_split.get("train", []), cases_by_split.get("val", [])
