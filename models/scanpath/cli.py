@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -70,7 +71,7 @@ def train(args: argparse.Namespace) -> int:
         val_cases = val_cases[: max(1, args.max_images // 5)]
     if not train_cases:
         raise ValueError(f"{args.data}: no training case with fixations (dataset {source.name!r}, {len(source)} cases)")
-    if source.synthetic:
+    if source.synthetic and os.environ.get("RANK", "0") == "0":
         print(f"training on SYNTHETIC data ({source.name})")
     cfg = ScanpathConfig(size=args.size, slots=args.slots, decoding=args.decoding, mixtures=args.mixtures)
     train_scanpath(train_cases, args.out, cfg=cfg, val_cases=val_cases, epochs=args.epochs, batch_size=args.batch_size,

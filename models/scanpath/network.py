@@ -239,8 +239,11 @@ class ScanpathNet(nn.Module):
         Args:
             image: ``(B, 1, S, S)``.
             n_samples: paths per image.
-            temperature: 0 = the deterministic mean path (stop where P(stop) > 0.5); > 0 draws
-                ``mean + temperature * std * eps`` (reparameterisation) and the stop from its probability.
+            temperature: 0 = the deterministic mean path (most probable component's mean, median
+                duration, stop where P(stop) > 0.5). > 0 samples: a component by its weight, then
+                ``x, y = mean + temperature * std * eps`` (reparameterisation; < 1 gives more typical paths),
+                the log-duration at its full predicted spread (so durations keep the readers' distribution
+                whatever the temperature), and the stop from its probability. Call in eval mode.
             text: ``(B, text_dim)`` when the model uses report text.
             generator: seeds the noise.
 
@@ -276,7 +279,8 @@ class ScanpathNet(nn.Module):
             if temperature == 0:
                 return mean
             logvar = torch.cat([logvar_xy, out["logvar_dur"][:, sl, None]], -1)
-            value = mean + temperature * torch.exp(0.5 * logvar) * randn(mean.shape)  # reparameterisation
+            scale = torch.tensor([temperature, temperature, 1.0], device=mean.device)
+            value = mean + scale * torch.exp(0.5 * logvar) * randn(mean.shape)  # reparameterisation
             return torch.cat([value[..., :2].clamp(0.0, 1.0), value[..., 2:]], dim=-1)
 
         if self.cfg.decoding == "parallel":

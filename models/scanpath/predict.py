@@ -80,7 +80,8 @@ class ScanpathPredictor:
                 path and the rest are samples; without it all are samples.
             report_text: the report, for models trained with ``--text`` (ignored otherwise).
             seed: makes samples reproducible.
-            temperature: scales the sampling noise (0 = every path is the mean path).
+            temperature: scales the positional sampling noise (< 1 = more typical paths; durations are always
+                drawn at their full predicted spread; 0 = every path is the mean path).
             include_mean: put the mean path first.
 
         Returns:
@@ -108,8 +109,10 @@ class ScanpathPredictor:
         n_mean = 1 if include_mean or temperature == 0 else 0
         if n_mean:
             paths, lengths = self.model.generate(batch, n_samples=1, temperature=0.0, text=text)
+            copies = n_samples if temperature == 0 else 1
             for i, (_, lb) in enumerate(prepared):
-                out[i] += [to_fixations(paths[i, 0, : int(lengths[i, 0])].cpu().numpy(), lb)] * (n_samples if temperature == 0 else 1)
+                mean = paths[i, 0, : int(lengths[i, 0])].cpu().numpy()
+                out[i] += [to_fixations(mean, lb) for _ in range(copies)]
         if temperature > 0 and n_samples > n_mean:
             paths, lengths = self.model.generate(batch, n_samples=n_samples - n_mean, temperature=temperature, text=text,
                                                  generator=generator)

@@ -193,8 +193,9 @@ def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, *, cfg: Sc
     steps = max(1, epochs * len(loader))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     parallel = cfg.decoding == "parallel"
-    log(f"scanpath: {len(train_cases)} images, {train_ds.n_paths} reader paths, {cfg.slots} slots, {cfg.size}px, "
-        f"{cfg.decoding}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {ctx.device}")
+    if ctx.is_main:
+        log(f"scanpath: {len(train_cases)} images, {train_ds.n_paths} reader paths, {cfg.slots} slots, {cfg.size}px, "
+            f"{cfg.decoding}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {ctx.device}")
 
     train_loss = float("nan")
     val_loss = None

@@ -107,7 +107,8 @@ def test_two_component_mixture_matches_the_hand_formula():
 
 def test_loss_masks_padding_and_the_stop_target():
     model = tiny(decoding="parallel")
-    out = model(torch.rand(1, 1, 32, 32), None)
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 32, 32), None)
     targets = random_targets(1, 12)
     base = scanpath_loss(out, targets, torch.tensor([4]))
     changed = targets.clone()
@@ -224,3 +225,27 @@ def test_predictor_rejects_bad_checkpoints(tmp_path):
     bad = save_checkpoint(tmp_path / "bad.pt", "scanpath", {**model.cfg.to_dict(), "d_model": 48}, model.state_dict())
     with pytest.raises(CheckpointError, match="does not match"):
         ScanpathPredictor.from_checkpoint(bad)
+
+
+def test_report_conditioning_adds_one_memory_token_and_changes_the_prediction():
+    model = tiny(text_dim=8)
+    image = torch.rand(1, 1, 32, 32)
+    a, b = torch.randn(1, 8), torch.randn(1, 8)
+    assert model.memory(image, a).shape == (1, 8 * 8 + 1, 32)  # 32 px / 2 stages = 8 x 8 image tokens + 1
+    targets = random_targets(1, 12)
+    assert not torch.allclose(model(image, targets, a)["mean_xy"], model(image, targets, b)["mean_xy"])
+    with pytest.raises(ValueError, match="report text"):
+        model.memory(image)
+
+
+def test_temperature_narrows_positions_but_not_durations():
+    model = tiny(decoding="parallel")
+    with torch.no_grad():
+        model.head.bias[-1] = -6.0
+    image = torch.rand(1, 1, 32, 32)
+    spread = {}
+    for t in (0.1, 1.0):
+        paths, _ = model.generate(image, n_samples=200, temperature=t, generator=torch.Generator().manual_seed(0))
+        spread[t] = (float(paths[0, :, 3, :2].std(0).mean()), float(paths[0, :, 3, 2].log().std()))
+    assert spread[0.1][0] < 0.3 * spread[1.0][0]
+    assert spread[0.1][1] == pytest.approx(spread[1.0][1], rel=0.15)
