@@ -11,7 +11,8 @@ Served with ``monailabel start_server --app monailabel_app --uvicorn_app monaila
 - runs the blocking MONAI Label endpoints in Starlette's threadpool: in 0.8.5 they are ``async def`` that
   block, so one inference froze ``/info/`` and the datastore listing for its whole duration;
 - bounds concurrent inferences (``GAZELABEL_INFER_WORKERS``, default 2) so extra clients queue instead of
-  thrashing the CPU, and answers unknown image ids with 404 before any model runs;
+  thrashing the CPU, runs each with ``GAZELABEL_INFER_THREADS`` (default 1) torch threads, and answers
+  unknown image ids with 404 before any model runs;
 - turns the library's input errors into 4xx responses with their message.
 
 Settings come from environment variables, which the launcher sets before this module is imported.
@@ -48,6 +49,9 @@ ROUTERS = (info, model, ml_infer, batch_infer, train, activelearning, scoring, d
 # Routers whose 0.8.5 handlers are `async def` but do blocking work (models, files, subprocess start).
 BLOCKING_PREFIXES = ("/info", "/model", "/batch", "/train", "/activelearning", "/scoring", "/datastore", "/session")
 INFER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("GAZELABEL_INFER_WORKERS", "2"))))
+# Routes that run models in the request thread (inference, uncertainty strategy and scoring).
+MODEL_PREFIXES = ("/infer", "/activelearning", "/scoring", "/batch")
+INFER_THREADS = max(1, int(os.environ.get("GAZELABEL_INFER_THREADS", "1")))
 AUTH = AuthConfig.from_env()
 
 
@@ -56,12 +60,25 @@ def _csv(name: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- threadpool
-def _in_threadpool(endpoint):
+def _limit_torch_threads() -> None:
+    """One request = ``GAZELABEL_INFER_THREADS`` (default 1) torch threads; parallelism comes from
+    concurrent requests. Batch-1 inference of small models gains little from intra-op threads, and on a busy
+    CPU their OpenMP spinning made a pipeline call ~10x slower (1.4 s vs 10-30 s measured on 2 loaded cores).
+    Set per request because worker threads may hold their own OpenMP settings."""
+    import torch
+
+    if torch.get_num_threads() != INFER_THREADS:
+        torch.set_num_threads(INFER_THREADS)
+
+
+def _in_threadpool(endpoint, limit_threads: bool = False):
     """A sync twin of an ``async def`` endpoint that never awaits: FastAPI runs sync endpoints in its
     threadpool, so the event loop keeps serving other requests. The copied signature keeps the same query,
     form and file parameters (no ``__wrapped__``: FastAPI would unwrap it and await the sync twin)."""
 
     def run(*args, **kwargs):
+        if limit_threads:
+            _limit_torch_threads()
         return asyncio.run(endpoint(*args, **kwargs))
 
     run.__signature__ = inspect.signature(endpoint)
@@ -94,6 +111,7 @@ def infer(
     if image and not file and not session_id and not app_instance().datastore().get_image_uri(image):
         raise HTTPException(status_code=404, detail=f"no image with id {image!r} in the datastore")
     with INFER_SLOTS:
+        _limit_torch_threads()
         return ml_infer.run_inference(background_tasks, model, image, session_id, json.dumps(request_params), file, label, output)
 
 
@@ -106,7 +124,7 @@ def gazelabel_router() -> APIRouter:
             if route.path == "/infer/{model}":
                 endpoint = infer
             elif route.path.startswith(BLOCKING_PREFIXES) and inspect.iscoroutinefunction(endpoint):
-                endpoint = _in_threadpool(endpoint)
+                endpoint = _in_threadpool(endpoint, limit_threads=route.path.startswith(MODEL_PREFIXES))
             router.add_api_route(
                 route.path, endpoint, methods=sorted(route.methods), name=route.name, summary=route.summary,
                 description=route.description, tags=route.tags, responses=route.responses,
