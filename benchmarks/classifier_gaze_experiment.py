@@ -221,7 +221,9 @@ def main(argv=None) -> int:
     p.add_argument("--gaze-target", default="prior", choices=("prior", "all", "positive"), help="see losses.LossConfig")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1 is fastest on a shared machine: two spinning OpenMP threads on busy "
+                        "cores ran ~8x slower here)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse a model in --work trained with identical settings instead of retraining it")
     args = p.parse_args(argv)

@@ -120,7 +120,7 @@ class GazeAttentionNet(nn.Module):
     def __init__(self, config: ClassifierConfig | None = None):
         super().__init__()
         self.config = config or ClassifierConfig()
-        c, d = self.config.n_findings, None
+        c = self.config.n_findings
         self.encoder = Encoder(self.config.width)
         d = self.encoder.out_channels
         self.prior_logits = nn.Conv2d(d, 1, 1)
