@@ -96,7 +96,7 @@ def test_full_objective_reports_every_part(model, batch):
     expected = {"bce", "gaze", "gaze_mse", "gaze_kl", "gaze_cc", "gaze_com", "contrastive", "box", "total"}
     assert set(parts) == expected
     manual = parts["bce"] + parts["gaze"] + 0.5 * parts["contrastive"] + 0.5 * parts["box"]
-    assert float(loss) == pytest.approx(float(manual), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(manual), rel=1e-5)
 
 
 def test_gaze_loss_minimal_at_agreement_and_grows_with_distance():
