@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_info_and_datastore_answer_while_an_inference_runs(gazelabel_server):
     image_id = gazelabel_server.image_ids[14]
-    slow = {"n_samples": 4, "mc_samples": 20, "report_mode": "gaze2report"}
+    slow = {"n_samples": 8, "mc_samples": 50, "report_mode": "gaze2report"}
     result: dict = {}
 
     def infer():
