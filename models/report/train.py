@@ -3,7 +3,9 @@
 Stage 1 (language): a word-level tokenizer and a small GPT-2 trained from scratch (or a local ``--lm``
 folder fine-tuned) on prompted report sequences: IU X-ray reports (prompt = our labeler's keywords for the
 report itself, no regions) and the case store's reports (prompt = the case's CheXpert values as keywords plus
-regions from boxes and gaze). A quarter of the sequences drop the prompt so the LM also models plain text.
+regions from boxes and gaze, keywords from noisy label scores as imperfect as a classifier's; each store report
+is repeated ``case_repeat`` times per epoch with a fresh prompt). A quarter of the sequences drop the prompt so
+the LM also models plain text.
 
 Stage 2 (Gaze2Report): LoRA adapters (peft) on the stage-1 LM plus the visual/gaze graph prefix
 (:class:`~models.report.gaze2report.Gaze2ReportPrefix`), trained on the store's images, recorded
@@ -53,6 +55,7 @@ class TrainConfig:
     prompt_dropout: float = 0.25
     box_dropout: float = 0.5  # train prompts without boxes half the time (inference may have none)
     prompt_noise: float = 0.15  # store-case prompts come from noisy label scores, like a classifier's
+    case_repeat: int = 4  # store reports appear this often per LM epoch (fresh noisy prompts each time)
     aux_weight: float = 0.5
     min_frequency: int = 2
     n_layer: int = 4
@@ -331,7 +334,8 @@ def train_report_generator(cases_by_split: dict[str, list[Case]], out_dir: str |
     iu_lab = dict(zip([r.id for r in iu_train + iu_val], labels))
     lm_train = [iu_sequence(r, iu_lab[r.id], rng, cfg.prompt_dropout) for r in iu_train]
     noise_rng = np.random.default_rng(cfg.seed)
-    lm_train += [case_sequence(c, rng, cfg, noise_rng) for c in train_cases]
+    # Repeat the store's reports so its prompt->report mapping is not drowned by the IU text.
+    lm_train += [case_sequence(c, rng, cfg, noise_rng) for _ in range(cfg.case_repeat) for c in train_cases]
     lm_val = [iu_sequence(r, iu_lab[r.id], rng, 0.0) for r in iu_val]
     lm_val += [sequence_text(case_prompt(c), c.report.findings, c.report.impression) for c in val_cases]
     # Vocabulary: every report and every prompt word (regions, keywords) the LM will be asked to read.
