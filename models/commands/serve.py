@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before torch loads (the first-run training happens in this process): OpenMP threads that spin while
+    # waiting made training ~3x slower on a busy 2-core machine (39 s vs 13 s per quick classifier epoch).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from monailabel_app.launcher import serve
 
     if args.infer_workers < 1:
