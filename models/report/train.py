@@ -311,8 +311,6 @@ def train_report_generator(cases_by_split: dict[str, list[Case]], out_dir: str |
                            iu: Sequence[TextReport] = (), synthetic: bool = True, dataset: str = "phantom",
                            progress=None) -> Path:
     """Both stages; writes ``out_dir/lm`` and ``out_dir/report.pt`` and returns the checkpoint path."""
-    import torch
-
     from peft import get_peft_model_state_dict
 
     from models.report.labeler import default_labeler
