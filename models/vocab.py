@@ -146,12 +146,17 @@ def regions_at(x: float, y: float, width: float, height: float, chest_box=None) 
     return [r.name for r in REGIONS if r.contains(fx, fy)]
 
 
-def region_at(x: float, y: float, width: float, height: float, chest_box=None) -> str:
-    """The most specific (smallest-area) region containing the point; "bones and soft tissues" otherwise."""
+def region_at(x: float, y: float, width: float, height: float, chest_box=None, finding: str | None = None) -> str:
+    """The most specific (smallest-area) region containing the point; "bones and soft tissues" otherwise.
+
+    With ``finding``, regions where that finding usually shows (``FINDING_REGIONS``) win over smaller ones,
+    so an enlarged heart overlapping the left lower zone is still named "heart"."""
     fx, fy = _to_fraction(x, y, width, height, chest_box)
     hits = [r for r in REGIONS if r.contains(fx, fy)]
     if not hits:
         return "bones and soft tissues"
+    preferred = [r for r in hits if r.name in FINDING_REGIONS.get(finding or "", ())]
+    hits = preferred or hits
     return min(hits, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1])).name
 
 

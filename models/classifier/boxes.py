@@ -45,7 +45,7 @@ def attention_boxes(attention: np.ndarray, letterbox: Letterbox, findings: dict[
         x1, y1, x2, y2 = letterbox.boxes_to_original(np.array([xyxy]))[0]
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             continue
-        region = region_at((x1 + x2) / 2, (y1 + y2) / 2, letterbox.width, letterbox.height)
+        region = region_at((x1 + x2) / 2, (y1 + y2) / 2, letterbox.width, letterbox.height, finding=name)
         out.append(Box(name, float(x1), float(y1), float(x2), float(y2), region, float(score)))
     return out
 

@@ -24,3 +24,10 @@ def test_every_finding_region_exists():
     for regions in FINDING_REGIONS.values():
         assert set(regions) <= set(REGION_NAMES)
     assert set(FINDING_REGIONS) == set(FINDINGS)
+
+
+def test_region_prefers_the_findings_usual_place():
+    # (0.65, 0.68) lies in both the heart and the (smaller) left lower zone.
+    assert region_at(0.65, 0.68, 1, 1) == "left lower zone"
+    assert region_at(0.65, 0.68, 1, 1, finding="Cardiomegaly") == "heart"
+    assert region_at(0.65, 0.68, 1, 1, finding="Atelectasis") == "left lower zone"
