@@ -11,22 +11,34 @@ import os
 from pathlib import Path
 
 
-def open_dataset(path: str):
-    """A CaseSource for a case store or a dataset folder (REFLACX, EGD-CXR ... when the readers exist)."""
+def open_dataset(path: str, images: str | None = None):
+    """A CaseSource for a case store or a dataset folder (REFLACX, EGD-CXR, MIMIC-Eye); ``images`` is the
+    MIMIC-CXR(-JPG) root for the datasets that ship gaze without pixels."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such dataset folder")
-    try:
-        from models.datasets import open_source
-    except ImportError:
-        from models.datasets.store import CaseStore
+    from models.datasets import open_source
 
-        return CaseStore(p).source()
-    return open_source(p)
+    return open_source(p, images=images)
+
+
+def with_images(cases, data: str, what: str):
+    """The cases that have an image file and fixations; a clear error when there are none."""
+    from models.scanpath.train import reader_paths
+
+    gazed = [c for c in cases if reader_paths(c)]
+    usable = [c for c in gazed if c.image.path and Path(c.image.path).is_file()]
+    if not usable:
+        raise ValueError(f"{data}: none of the {len(gazed)} {what} cases with fixations has an image file "
+                         f"(REFLACX and EGD-CXR ship gaze only: pass --images <MIMIC-CXR or MIMIC-CXR-JPG root>)")
+    if len(usable) < len(gazed):
+        print(f"{what}: skipping {len(gazed) - len(usable)} of {len(gazed)} cases without an image file")
+    return usable
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="dataset folder (case store, REFLACX or EGD-CXR)")
+    p.add_argument("--data", required=True, help="dataset folder (case store, REFLACX, EGD-CXR, MIMIC-Eye)")
+    p.add_argument("--images", default=None, help="MIMIC-CXR(-JPG) root for datasets without pixels (REFLACX, EGD-CXR)")
     p.add_argument("--out", required=True, help="checkpoint file to write, e.g. models/scanpath.pt")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--size", type=int, default=128, help="model input side in pixels (multiple of 16)")
@@ -63,14 +75,12 @@ def train(args: argparse.Namespace) -> int:
 
     _check_positive(args, "epochs", "size", "slots", "mixtures", "batch_size", "lr", "max_images", "threads")
     _set_threads(args.threads)
-    source = open_dataset(args.data)
-    train_cases = [c for c in source.split("train") if reader_paths(c)]
-    val_cases = [c for c in source.split("val") if reader_paths(c)]
+    source = open_dataset(args.data, args.images)
+    train_cases = with_images(source.split("train"), args.data, "training")
+    val_cases = [c for c in source.split("val") if reader_paths(c) and c.image.path and Path(c.image.path).is_file()]
     if args.max_images:
         train_cases = train_cases[: args.max_images]
         val_cases = val_cases[: max(1, args.max_images // 5)]
-    if not train_cases:
-        raise ValueError(f"{args.data}: no training case with fixations (dataset {source.name!r}, {len(source)} cases)")
     if source.synthetic and os.environ.get("RANK", "0") == "0":
         print(f"training on SYNTHETIC data ({source.name})")
     cfg = ScanpathConfig(size=args.size, slots=args.slots, decoding=args.decoding, mixtures=args.mixtures)
@@ -82,6 +92,7 @@ def train(args: argparse.Namespace) -> int:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--images", default=None, help="MIMIC-CXR(-JPG) root for datasets without pixels (REFLACX, EGD-CXR)")
     p.add_argument("--model", required=True, help="scanpath checkpoint")
     p.add_argument("--json", required=True, help="where to write the metrics JSON")
     p.add_argument("--split", default="test")
@@ -101,7 +112,7 @@ def evaluate(args: argparse.Namespace) -> int:
     _check_positive(args, "samples", "max_images", "bootstrap", "threads")
     _set_threads(args.threads)
     predictor = ScanpathPredictor.from_checkpoint(args.model, device=args.device)
-    source = open_dataset(args.data)
+    source = open_dataset(args.data, args.images)
     summary = run_evaluation(source, predictor, split=args.split, samples=args.samples, temperature=args.temperature,
                              max_images=args.max_images, n_boot=args.bootstrap, seed=args.seed)
     summary["model"] = str(args.model)

@@ -12,7 +12,8 @@ readers', averaged over readers). Bootstrap CIs resample images.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,8 +28,8 @@ RATIO_METRICS = ("cc", "iou_topk", "nss", "iou_binarised_medgaze", "cc_binarised
                  "sequence_score", "mm_mean", "mm_mean_spatial", "mm_vector", "mm_direction", "mm_length",
                  "mm_position", "mm_duration")
 
-Path = list[Fixation]
-System = Callable[[Case], Sequence[Path]]
+Scanpath = list[Fixation]
+System = Callable[[Case], Sequence[Scanpath]]
 
 
 @dataclass
@@ -53,7 +54,7 @@ class MetricSettings:
         return asdict(self)
 
 
-def _pair_scores(pred: Path, human: Path, width: int, height: int, clusters: np.ndarray, s: MetricSettings) -> dict[str, float]:
+def _pair_scores(pred: Scanpath, human: Scanpath, width: int, height: int, clusters: np.ndarray, s: MetricSettings) -> dict[str, float]:
     return sm.compare_scanpaths(
         pred, human, width, height, sigma_px=s.sigma_fraction * max(width, height), map_size=s.map_size, truncate=s.truncate,
         k=s.topk, clusters=clusters,
@@ -71,7 +72,7 @@ def _mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def image_scores(paths: Sequence[Path], humans: Sequence[Path], width: int, height: int, settings: MetricSettings,
+def image_scores(paths: Sequence[Scanpath], humans: Sequence[Scanpath], width: int, height: int, settings: MetricSettings,
                  clusters: np.ndarray | None = None) -> dict[str, float]:
     """Mean pairwise scores of ``paths`` against ``humans`` on one image (``clusters``: mean-shift centres of
     all readers of the image; computed from ``humans`` if None)."""
@@ -80,7 +81,7 @@ def image_scores(paths: Sequence[Path], humans: Sequence[Path], width: int, heig
     return _mean_dicts([_pair_scores(p, h, width, height, clusters, settings) for p in paths for h in humans])
 
 
-def ceiling_scores(humans: Sequence[Path], width: int, height: int, settings: MetricSettings,
+def ceiling_scores(humans: Sequence[Scanpath], width: int, height: int, settings: MetricSettings,
                    clusters: np.ndarray | None = None) -> dict[str, float] | None:
     """Mean scores of every reader against every other reader (ordered pairs); None with < 2 readers."""
     if len(humans) < 2:
@@ -103,6 +104,18 @@ class EvalResult:
     settings: MetricSettings
 
 
+def _size_known(case: Case) -> bool:
+    return (case.image.width > 0 and case.image.height > 0) or bool(case.image.path and Path(case.image.path).is_file())
+
+
+def _with_size(case: Case) -> Case:
+    """The case with its image width/height filled in (EGD-CXR records know it only from the image)."""
+    if case.image.width > 0 and case.image.height > 0:
+        return case
+    width, height = image_size_of(case)
+    return replace(case, image=replace(case.image, width=width, height=height))
+
+
 def evaluate_systems(cases: Sequence[Case], systems: dict[str, System], *, settings: MetricSettings | None = None,
                      ceiling: bool = True, progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Score every system on every case that has a human scanpath.
@@ -114,7 +127,7 @@ def evaluate_systems(cases: Sequence[Case], systems: dict[str, System], *, setti
         progress: called with (done, total) after each case.
     """
     settings = settings or MetricSettings()
-    usable = [c for c in cases if reader_paths(c)]
+    usable = [_with_size(c) for c in cases if reader_paths(c)]
     if not usable:
         raise ValueError("no test case has human fixations to compare with")
     names = list(systems) + ([CEILING] if ceiling else [])
@@ -270,15 +283,18 @@ def run_evaluation(source, predictor=None, *, split: str = "test", samples: int 
 
     Returns the :func:`summarise` dict plus ``dataset``, ``synthetic``, ``split`` and ``case_ids``."""
     test = [c for c in source.split(split) if reader_paths(c)]
+    if predictor is not None or classifier is not None:
+        test = [c for c in test if c.image.path and Path(c.image.path).is_file()]
     if max_images:
         test = test[:max_images]
     if not test:
-        raise ValueError(f"dataset {source.name!r}: split {split!r} has no case with fixations")
+        raise ValueError(f"dataset {source.name!r}: split {split!r} has no case with fixations"
+                         + (" and an image file (pass --images for REFLACX / EGD-CXR)" if predictor is not None else ""))
     systems: dict[str, System] = {}
     if predictor is not None:
         systems.update(predictor_systems(predictor, samples=samples, temperature=temperature, seed=seed))
     if baselines:
-        train_cases = [c for c in source.split("train") if reader_paths(c)]
+        train_cases = [_with_size(c) for c in source.split("train") if reader_paths(c) and _size_known(c)]
         if not train_cases:
             raise ValueError(f"dataset {source.name!r}: no training case with fixations to fit the baselines")
         slots = predictor.cfg.slots if predictor is not None else None

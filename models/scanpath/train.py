@@ -38,13 +38,14 @@ def reader_paths(case: Case) -> dict[str, list[Fixation]]:
     return paths
 
 
-def image_size_of(case: Case, loaded_shape: tuple[int, int] | None = None) -> tuple[int, int]:
-    """``(width, height)`` in original pixels: from the case record, else from the decoded image."""
+def image_size_of(case: Case) -> tuple[int, int]:
+    """``(width, height)`` in original pixels: from the case record, else read from its image file."""
     if case.image.width > 0 and case.image.height > 0:
         return case.image.width, case.image.height
-    if loaded_shape is None:
-        raise ValueError(f"case {case.id}: image width/height unknown")
-    return loaded_shape[1], loaded_shape[0]
+    if not case.image.path:
+        raise ValueError(f"case {case.id}: image size unknown and no image file to read it from")
+    height, width = read_image(case.image.path).array.shape
+    return width, height
 
 
 def encode_path(path: Sequence[Fixation], lb: Letterbox, slots: int) -> tuple[np.ndarray, int]:

@@ -63,3 +63,39 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_reflacx_fixture_trains_and_predicts_in_original_dicom_pixels(tmp_path, capsys):
+    """REFLACX ships gaze in original DICOM pixels but no images: without --images the error says so;
+    with a flat folder of <dicom_id>.png at the DICOM size, training and evaluation run and predictions come
+    back in those original pixels."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from models.datasets import open_source
+    from models.imaging import read_image
+    from models.scanpath.predict import ScanpathPredictor
+
+    data = str(Path(__file__).resolve().parents[1] / "fixtures" / "reflacx")
+    model = tmp_path / "sp.pt"
+    argv = ["train", "scanpath", "--data", data, "--out", str(model), "--epochs", "1", "--size", "32", "--slots", "8",
+            "--device", "cpu", "--threads", "1"]
+    assert main(argv) == 2
+    assert "--images" in capsys.readouterr().err
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = {}
+    for case in open_source(data).cases:
+        w, h = case.image.width, case.image.height
+        ramp = np.linspace(0, 255, w, dtype=np.uint8)[None].repeat(h, 0)
+        Image.fromarray(ramp).save(images / f"{case.id}.png")
+        sizes[case.id] = (w, h)
+    assert main(argv + ["--images", str(images)]) == 0
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "scanpath", "--data", data, "--images", str(images), "--model", str(model), "--json", str(out),
+                 "--split", "val", "--bootstrap", "10", "--threads", "1"]) == 0
+    assert json.loads(out.read_text())["n_images"] == 1
+    case_id, (w, h) = next(iter(sizes.items()))
+    paths = ScanpathPredictor.from_checkpoint(model)(read_image(images / f"{case_id}.png"), n_samples=2, seed=0)
+    assert all(0 <= f.x <= w and 0 <= f.y <= h for p in paths for f in p)
