@@ -14,8 +14,10 @@ corner (the shortcut diagnostic). Deltas (gaze - baseline) are averaged over see
 95% CI over test cases (the same resampled cases for both conditions and every seed); per-seed deltas are
 listed too, so seed-to-seed spread is visible.
 
-Run (about 15 minutes on 2 CPU cores):
-    python benchmarks/classifier_gaze_experiment.py --json benchmarks/results/classifier_gaze_experiment.json
+Run (measured on a shared 2-core machine, one torch thread, data generation included: about 6 minutes for
+the default 3 seeds, 8.7 minutes for 5 seeds; ``--reuse`` re-summarises already-trained models in ~1 minute):
+    python benchmarks/classifier_gaze_experiment.py
+    python benchmarks/classifier_gaze_experiment.py --seeds 0 1 2 3 4 --json benchmarks/results/classifier_gaze_experiment_5seeds.json
 """
 
 from __future__ import annotations
