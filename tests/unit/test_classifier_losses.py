@@ -129,7 +129,7 @@ def test_cases_without_gaze_contribute_nothing():
     total_both, _ = GazeAttentionLoss()(att, gaze, torch.tensor([1.0, 0.0]))
     assert float(total_both.detach()) == pytest.approx(float(total_one.detach()), rel=1e-5)
     none, parts = GazeAttentionLoss()(att, gaze, torch.zeros(2))
-    assert float(none) == 0.0
+    assert float(none.detach()) == 0.0
     none.backward()
     assert att.grad is not None and float(att.grad.abs().sum()) == 0.0
 
