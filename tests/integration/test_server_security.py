@@ -17,8 +17,10 @@ import tarfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +54,8 @@ def untouched_outside(gazelabel_server):
 
 
 def png_bytes() -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
-    Image.fromarray(((__import__("numpy").random.rand(64, 64)) * 255).astype("uint8")).save(buf, format="PNG")
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
 
 
