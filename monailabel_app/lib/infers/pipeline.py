@@ -6,9 +6,9 @@ report). The task reloads when any of the three model files is published.
 
 from __future__ import annotations
 
-from .base import GazeInferTask, InferType, int_param
+from models.pipeline import REPORT_MODES as PIPELINE_REPORT_MODES
 
-PIPELINE_REPORT_MODES = ("auto", "gaze2report", "prompt", "template", "none")
+from .base import GazeInferTask, InferType, int_param
 
 
 def load_pipeline(models_dir):
@@ -19,8 +19,8 @@ def load_pipeline(models_dir):
 
 class PipelineInferTask(GazeInferTask):
     """Params: ``n_samples`` (1-16 scanpaths; the first, the mean path, is ``case.fixations``, all are in
-    ``case.extra.scanpath_samples``), ``seed``, ``report_mode`` (auto | gaze2report | prompt | template |
-    none) and ``mc_samples`` (0-50, classifier MC dropout). The heatmap is the classifier's attention."""
+    ``case.extra.scanpath_samples``), ``seed``, ``report_mode`` (``models.pipeline.REPORT_MODES``: auto
+    | gaze2report | prompt | template | none) and ``mc_samples`` (0-50, classifier MC dropout). The heatmap is the classifier's attention."""
 
     families = ("classifier", "scanpath", "report")
     required = ("classifier",)
