@@ -13,9 +13,13 @@ Two decodings share every weight shape (``ScanpathConfig.decoding``):
 
 - ``"autoregressive"`` (default): slot ``i`` reads the fixation of slot ``i-1`` (teacher-forced in
   training; the image centre before the first slot, the "start at the centre" convention of MedGaze) under a
-  causal mask. Each sampled fixation conditions the next, so samples are distinct, coherent paths.
+  causal mask. Each sampled fixation conditions the next, so samples are distinct, coherent paths. Its
+  greedy mean path suffers exposure bias (fed its own smooth means it moves in small steps), so sampled
+  paths score better than the mean path.
 - ``"parallel"`` (Gazeformer/MedGaze): slots are learned queries decoded in one pass; sampling perturbs
-  every slot independently around one mean path. Kept for comparison; the benchmark reports both.
+  every slot independently around one mean path. On the phantom its mean path is better and its held-out
+  likelihood and sequence scores are worse than the autoregressive model's (``gazelabel train scanpath
+  --decoding parallel`` to compare).
 
 Optional report conditioning: a frozen MiniLM sentence embedding (384-d, :mod:`models.text_encoder`)
 becomes one extra memory token.

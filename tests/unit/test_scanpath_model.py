@@ -10,7 +10,7 @@ import torch
 
 from models.imaging import Letterbox, LoadedImage
 from models.runtime import CheckpointError, save_checkpoint
-from models.schema import Case, Fixation, ImageRef
+from models.schema import Case, Fixation
 from models.scanpath.losses import gaussian_nll, mixture_nll_xy, scanpath_loss
 from models.scanpath.network import ScanpathConfig, ScanpathNet, fourier_xy
 from models.scanpath.predict import ScanpathPredictor, to_fixations
@@ -127,7 +127,7 @@ def test_a_few_steps_fit_a_fixed_batch(decoding):
     first = None
     for _ in range(40):
         loss = scanpath_loss(model(images, targets), targets, lengths, l1_weight=0.1, stop_all_slots=decoding == "parallel")["loss"]
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
