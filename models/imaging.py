@@ -200,6 +200,8 @@ def _read_dicom(path: Path) -> LoadedImage:
         "study_uid": str(ds.get("StudyInstanceUID", "")),
         "series_uid": str(ds.get("SeriesInstanceUID", "")),
         "sop_uid": str(ds.get("SOPInstanceUID", "")),
+        # write_dicom marks generated images in their descriptions; keep that label on everything derived.
+        "synthetic": "SYNTHETIC" in f"{ds.get('SeriesDescription', '')} {ds.get('StudyDescription', '')}".upper(),
     }
     return LoadedImage(arr, spacing, meta, str(path))
 

@@ -14,6 +14,7 @@ def test_real_cr_decodes_with_geometry(real_cr_path):
     assert img.width > 1000 and img.height > 1000
     assert 0.0 <= img.array.min() and img.array.max() <= 1.0 and img.array.std() > 0.1
     assert img.meta["photometric"] == "MONOCHROME1" and img.meta["modality"] == "CR"
+    assert img.meta["synthetic"] is False
     assert img.spacing_mm is None  # this file's PixelSpacing is 0\\0, which means unknown, not zero
 
 
@@ -62,6 +63,7 @@ def test_nifti_and_dicom_writer_orientation(tmp_path):
         d = read_image(write_dicom(arr, tmp_path / f"x{mono1}.dcm", monochrome1=mono1, spacing_mm=(0.2, 0.3)))
         assert d.array[7, 50] > 0.9 and d.array[30, 10] < 0.1, "bone-bright regardless of photometric"
         assert d.spacing_mm == (0.2, 0.3)
+        assert d.meta["synthetic"] is True  # write_dicom's default description says SYNTHETIC
 
 
 @pytest.mark.parametrize("size", [224, 512])
