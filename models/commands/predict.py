@@ -13,7 +13,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", dest="json_out", help="write the predicted Case JSON here")
     p.add_argument("--overlay", help="write a PNG with heatmap, boxes and numbered fixations here")
     p.add_argument("--scanpath", action="store_true", help="print the predicted fixations and covered/missed regions")
-    p.add_argument("--samples", type=int, default=1, help="scanpaths to sample (the first is the mean path)")
+    p.add_argument("--samples", type=int, default=1, help="scanpaths to sample (the first is shown)")
+    p.add_argument("--temperature", type=float, default=None, help="scanpath sampling temperature (default 0.3; 0 = mean path)")
     p.add_argument("--report", action="store_true", help="print the draft report with its evidence links")
     p.add_argument("--report-mode", default="auto", choices=["auto", "gaze2report", "prompt", "template", "none"])
     p.add_argument("--seed", type=int, default=0)
@@ -53,7 +54,12 @@ def run(args) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     models_dir = Path(args.models) if args.models else home() / "models"
     pipe = Pipeline.from_dir(models_dir, device=args.device)
-    result = pipe.run(args.image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode)
+    from models.pipeline import SCANPATH_TEMPERATURE
+
+    temperature = SCANPATH_TEMPERATURE if args.temperature is None else args.temperature
+    if temperature < 0:
+        raise ValueError(f"--temperature must be >= 0, got {temperature}")
+    result = pipe.run(args.image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode, temperature=temperature)
     case = result.case
     _print_case(case, args.scanpath, args.report)
     if args.json_out:
