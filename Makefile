@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test system-deps clean
 
+# pip's "Location ... is ignored" warnings come from local mirror folders in this machine's pip config.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	# This machine's pip config lists local mirror folders that lack some packages: drop those warnings.
 	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) -c "import monailabel, torch, models"
 	touch $(STAMP)
