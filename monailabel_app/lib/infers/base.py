@@ -106,28 +106,25 @@ class GazeInferTask(InferTask):
         return label_file, result
 
 
-def int_param(request: dict, key: str, default: int, low: int, high: int) -> int:
-    """An integer request parameter in ``[low, high]``; ValueError (HTTP 400) names it otherwise."""
+def _number_param(request: dict, key: str, default, low, high, cast, what: str):
     value = request.get(key, default)
     try:
-        value = int(value)
+        value = cast(value)
     except (TypeError, ValueError):
-        raise ValueError(f"params.{key}: expected an integer, got {value!r}") from None
+        raise ValueError(f"params.{key}: expected {what}, got {value!r}") from None
     if not low <= value <= high:
         raise ValueError(f"params.{key}: must be between {low} and {high}, got {value}")
     return value
+
+
+def int_param(request: dict, key: str, default: int, low: int, high: int) -> int:
+    """An integer request parameter in ``[low, high]``; ValueError (HTTP 400) names it otherwise."""
+    return _number_param(request, key, default, low, high, int, "an integer")
 
 
 def float_param(request: dict, key: str, default: float, low: float, high: float) -> float:
     """A number request parameter in ``[low, high]``; ValueError (HTTP 400) names it otherwise."""
-    value = request.get(key, default)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"params.{key}: expected a number, got {value!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"params.{key}: must be between {low} and {high}, got {value}")
-    return value
+    return _number_param(request, key, default, low, high, float, "a number")
 
 
 __all__ = ["GazeInferTask", "InferType", "float_param", "image_id_of", "int_param", "write_heatmap", "HEATMAP_LAYOUT"]
