@@ -21,9 +21,9 @@ PROFILES = {
     },
     # a few minutes on 2 CPU cores: the defaults `gazelabel serve` starts with.
     "quick": {
-        "images": 120,
-        "classifier": ["--epochs", "8", "--size", "224"],
-        "scanpath": ["--epochs", "6", "--size", "128"],
+        "images": 200,
+        "classifier": ["--epochs", "12", "--size", "128"],
+        "scanpath": ["--epochs", "12", "--size", "128"],
         "report": ["--epochs", "3"],
     },
 }
