@@ -3,17 +3,21 @@ the LM on IU X-ray text. Prints tables and writes JSON (default ``benchmarks/res
 
 Phantom (SYNTHETIC) part, on the store's test split:
     template | (a) prompt | (b) gaze2report with recorded gaze | (b) with predicted gaze (``--scanpath``)
-    | (b) without gaze tokens. The classifier is ``--classifier`` or the simulated one of
-    :mod:`models.report.evaluate` (ground truth + noise, no boxes; labelled in the output).
+    | (b) without gaze tokens: a model trained without them (``--model-nogaze``), else the gaze model with
+    its fixation tokens left out at inference (labelled). The classifier is ``--classifier`` or the
+    simulated one of :mod:`models.report.evaluate` (ground truth + N(0, ``--noise``), no boxes; labelled in
+    the output; ``--noise 0`` is the oracle plan, which measures the writer alone).
     95 % bootstrap CIs (1000 resamples of reports) for CE F1 (micro-14) and ROUGE-L, and paired CIs for
-    (b) minus (a), (a) minus template and gaze minus no-gaze.
+    (b) minus (a), (a) minus template and gaze minus no-gaze. Each LM row says how many of its sentences the
+    LM wrote (the rest fell back to the template after the labeler refused the LM's samples).
 IU X-ray part (deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports; not R2Gen's split):
-    LM perplexity on the test reports (prompted with each report's own labeler keywords, and unprompted);
-    text baselines given those same (oracle) keywords: most-common training report, nearest-neighbour
-    retrieval (training report with the most similar label set), and the LM in prompt mode.
+    LM perplexity on the test report sentences (after their controls, and with the control reduced to the
+    section); text baselines given each report's own labeler keywords (oracle): most-common training
+    report, nearest-neighbour retrieval (training report with the most similar label set), the template
+    and the LM in prompt mode.
 CPU timing: tokens/s and whole-report latency per mode.
 
-    python benchmarks/report_benchmark.py --data STORE --model MODEL_DIR [--n-test 80] [--n-iu 150]
+    python benchmarks/report_benchmark.py --data STORE --model MODEL_DIR [--model-nogaze DIR] [--n-test 80]
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ def phantom_part(args, scorer) -> dict:
     source = CaseStore(args.data).source()
     cases = split_cases(source.cases, source.splits)["test"][: args.n_test]
     gen = ReportGenerator.from_checkpoint(args.model)
+    gen_nogaze = ReportGenerator.from_checkpoint(args.model_nogaze) if args.model_nogaze else gen
+    if args.model_nogaze and gen_nogaze.info.get("use_gaze", True):
+        raise SystemExit(f"--model-nogaze {args.model_nogaze}: that model was trained with gaze tokens")
     classifier = scanpath = None
     if args.classifier:
         from models.classifier.predict import ClassifierPredictor
@@ -75,7 +82,10 @@ def phantom_part(args, scorer) -> dict:
         "template": dict(mode="template"),
         "(a) prompt": dict(mode="prompt"),
         "(b) gaze2report, recorded gaze": dict(mode="gaze2report"),
-        "(b) gaze2report, no gaze tokens": dict(mode="gaze2report", use_gaze=False),
+        "(b) gaze2report, no gaze tokens": dict(mode="gaze2report", use_gaze=False, generator=gen_nogaze),
+        # What the LM writes on its own: greedy sentences kept without the labeler's read-back.
+        "(a) prompt, unchecked": dict(mode="prompt", check=False),
+        "(b) gaze2report, recorded gaze, unchecked": dict(mode="gaze2report", check=False),
     }
     if scanpath is not None:
         systems["(b) gaze2report, predicted gaze"] = dict(mode="gaze2report", gaze="predicted")
@@ -85,7 +95,9 @@ def phantom_part(args, scorer) -> dict:
     out, per = {}, {}
     for name, kw in systems.items():
         t0 = time.time()
-        run = generate_reports(gen, cases, classifier=classifier, scanpath=scanpath, seed=args.seed, **kw)
+        generator = kw.pop("generator", gen)
+        run = generate_reports(generator, cases, classifier=classifier, scanpath=scanpath, seed=args.seed,
+                               noise=args.noise, **kw)
         metrics = scorer.score(run["references"], run["hypotheses"])
         from pycocoevalcap.rouge.rouge import Rouge
 
@@ -114,6 +126,7 @@ def phantom_part(args, scorer) -> dict:
 
     deltas = {
         "(b) recorded gaze - (a)": delta("(b) gaze2report, recorded gaze", "(a) prompt"),
+        "(b) unchecked - (a) unchecked": delta("(b) gaze2report, recorded gaze, unchecked", "(a) prompt, unchecked"),
         "(a) - template": delta("(a) prompt", "template"),
         "(b) recorded gaze - (b) no gaze": delta("(b) gaze2report, recorded gaze", "(b) gaze2report, no gaze tokens"),
     }
@@ -121,38 +134,39 @@ def phantom_part(args, scorer) -> dict:
         deltas["(b) predicted gaze - (b) no gaze"] = delta("(b) gaze2report, predicted gaze",
                                                            "(b) gaze2report, no gaze tokens")
     return {"synthetic": True, "dataset": source.name, "n_test": len(cases),
-            "classifier": args.classifier or SIMULATED_NOTE.format(noise=0.15),
+            "classifier": args.classifier or SIMULATED_NOTE.format(noise=args.noise),
+            "no_gaze_model": args.model_nogaze or "the gaze model with its fixation tokens left out at inference",
             "scanpath": args.scanpath or "not given: predicted-gaze row skipped",
             "systems": out, "paired_deltas": deltas}
 
 
 def iu_part(args, scorer) -> dict:
+    import random
+
     import torch
 
     from models.report.corpus import iu_reports
     from models.report.generate import ReportGenerator
     from models.report.labeler import default_labeler
-    from models.report.lm import SEP, split_generated
     from models.report.prompt import plan_from_labels
-    from models.report.train import lm_loss
-    from models.report.lm import sequence_text
+    from models.report.sentences import read_references
+    from models.report.templates import join_sections, render
+    from models.report.train import lm_loss, sentence_texts
 
     reports = iu_reports()
     train = [r for r in reports if r.split == "train"]
-    test = [r for r in reports if r.split == "test"]
+    test_all = [r for r in reports if r.split == "test"]
+    test = test_all[: args.n_iu]
     lab = default_labeler()
     train_lab = lab.label_many([r.text for r in train])
-    test_all = test
-    test = test[: args.n_iu]
     test_lab = lab.label_many([r.text for r in test])
     gen = ReportGenerator.from_checkpoint(args.model)
     lm, tok = gen.lm, gen.tokenizer
-    prompts = [plan_from_labels(l, with_regions=False).prompt_text() for l in test_lab]
+    refs_all = read_references([(r.findings, r.impression) for r in test_all], lab)
+    rng = random.Random(0)
     with lm.disable_adapter():
-        all_lab = lab.label_many([r.text for r in test_all])
-        prompted = [sequence_text(plan_from_labels(l, with_regions=False).prompt_text(), r.findings, r.impression)
-                    for r, l in zip(test_all, all_lab)]
-        plain = [sequence_text(None, r.findings, r.impression) for r in test_all]
+        prompted = [t for refs in refs_all for t in sentence_texts(refs, None, rng, 0.0)]
+        plain = [t for refs in refs_all for t in sentence_texts(refs, None, rng, 1.0)]
         nll_p = lm_loss(lm, tok, prompted, 160, torch.device("cpu"))
         nll_u = lm_loss(lm, tok, plain, 160, torch.device("cpu"))
 
@@ -168,36 +182,46 @@ def iu_part(args, scorer) -> dict:
         return len(ka & kb) / max(len(ka | kb), 1)
 
     nn = [train[int(np.argmax([jaccard(l, t) for t in train_lab]))].text for l in test_lab]
-    lm_out, secs, toks = [], [], []
-    for p in prompts:
-        ids = torch.tensor([[tok.bos_token_id] + tok(f"{p} {SEP}", add_special_tokens=False)["input_ids"]])
+    plans = [plan_from_labels(l, with_regions=False) for l in test_lab]
+    template = [" ".join(render(p)[:2]) for p in plans]
+    lm_out, secs, toks, written, total = [], [], [], 0, 0
+    for plan in plans:
         t0 = time.perf_counter()
-        with lm.disable_adapter():
-            out_ids = gen._greedy(lm, ids, None, 120)
+        units, n_tok, n_lm = gen.realise(plan, mode="prompt")
         secs.append(time.perf_counter() - t0)
-        toks.append(len(out_ids))
-        f, i = split_generated(" ".join(tok.convert_ids_to_tokens(out_ids)))
-        lm_out.append(" ".join(s for s in (f, i) if s))
+        toks.append(n_tok)
+        written += n_lm
+        total += len(units)
+        lm_out.append(" ".join(join_sections(units)))
     results = {}
     for name, hyps in (("most-common train report", [most_common] * len(test)),
                        ("nearest-neighbour retrieval (oracle keywords)", nn),
+                       ("template (oracle keywords)", template),
                        ("LM prompt mode (oracle keywords)", lm_out)):
         m = scorer.score(refs, hyps)
         results[name] = {k: v for k, v in m.items() if k != "ce_per_finding"}
     return {"split": "deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports (NOT R2Gen's assignment)",
             "n_train": len(train), "n_test_total": len(test_all), "n_test_generated": len(test),
             "perplexity_test_prompted": math.exp(nll_p), "perplexity_test_unprompted": math.exp(nll_u),
+            "perplexity_unit": "per token of the test reports' sentences, after their control (prompted) or "
+                               "after the section name only (unprompted)",
             "lm_params": sum(p.numel() for p in lm.get_base_model().parameters()),
+            "lm_sentence_share": written / max(total, 1),
             "systems": results,
             "lm_timing_cpu": {"tokens_per_s": float(sum(toks) / sum(secs)), "report_latency_s_mean": float(np.mean(secs))},
-            "example": {"prompt": prompts[0], "reference": refs[0], "generated": lm_out[0]}}
+            "example": {"controls": [u.control for u in gen.realise(plans[0], mode="prompt")[0]],
+                        "reference": refs[0], "generated": lm_out[0]}}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="phantom case store (SYNTHETIC)")
     p.add_argument("--model", required=True, help="folder from `gazelabel train report`")
+    p.add_argument("--model-nogaze", default=None,
+                   help="folder from `gazelabel train report --no-gaze` for the no-gaze-tokens row")
     p.add_argument("--classifier", default=None)
+    p.add_argument("--noise", type=float, default=0.15,
+                   help="sd of the simulated classifier's noise when --classifier is not given (0: oracle plan)")
     p.add_argument("--scanpath", default=None, help="scanpath checkpoint for the predicted-gaze row")
     p.add_argument("--n-test", type=int, default=80)
     p.add_argument("--n-iu", type=int, default=150)
@@ -234,13 +258,14 @@ def print_tables(result: dict) -> None:
     ph = result["phantom"]
     print(f"\nPhantom test (SYNTHETIC, n={ph['n_test']}; classifier: {ph['classifier'][:60]}...)")
     print(f"{'system':36s} {'B-1':>6s} {'B-4':>6s} {'MET':>6s} {'R-L':>6s} {'CIDEr':>6s} {'BERTS':>6s} "
-          f"{'CE-F1 micro14 [95% CI]':>26s} {'macro14':>8s} {'tok/s':>7s} {'lat s':>6s}")
+          f"{'CE-F1 micro14 [95% CI]':>26s} {'macro14':>8s} {'LM sent':>7s} {'tok/s':>7s} {'lat s':>6s}")
     for name, s in ph["systems"].items():
         m, c, t = s["metrics"], s["ce_f1_micro14_ci"], s["timing_cpu"]
         tps = f"{t['tokens_per_s']:.0f}" if t["tokens_per_s"] else "-"
+        share = f"{t['lm_sentences'] / t['sentences']:.2f}" if t["lm_sentences"] else "-"
         print(f"{name:36s} {m['BLEU-1']:6.3f} {m['BLEU-4']:6.3f} {m.get('METEOR', float('nan')):6.3f} "
               f"{m['ROUGE-L']:6.3f} {m['CIDEr']:6.3f} {m.get('BERTScore (MiniLM-L6) F1', float('nan')):6.3f} "
-              f"{c['estimate']:6.3f} [{c['low']:.3f}, {c['high']:.3f}]   {m['ce_f1_macro14']:8.3f} {tps:>7s} "
+              f"{c['estimate']:6.3f} [{c['low']:.3f}, {c['high']:.3f}]   {m['ce_f1_macro14']:8.3f} {share:>7s} {tps:>7s} "
               f"{t['report_latency_s_mean']:6.2f}")
     print("\nPaired differences (95% bootstrap CI)")
     for name, d in ph["paired_deltas"].items():
@@ -251,6 +276,7 @@ def print_tables(result: dict) -> None:
         iu = result["iu_xray"]
         print(f"\nIU X-ray test ({iu['n_test_generated']} of {iu['n_test_total']} generated; LM {iu['lm_params']:,} params): "
               f"perplexity prompted {iu['perplexity_test_prompted']:.2f}, unprompted {iu['perplexity_test_unprompted']:.2f}")
+        print(f"LM wrote {iu['lm_sentence_share']:.2f} of the prompt-mode sentences (the rest: template fallback)")
         for name, m in iu["systems"].items():
             print(f"{name:46s} B-1 {m['BLEU-1']:.3f} B-4 {m['BLEU-4']:.3f} MET {m.get('METEOR', float('nan')):.3f} "
                   f"R-L {m['ROUGE-L']:.3f} CIDEr {m['CIDEr']:.3f} CE-F1 micro14 {m['ce_f1_micro14']:.3f}")

@@ -36,7 +36,7 @@ def simulated_classifier(case: Case, rng: np.random.Generator, noise: float = 0.
 
 
 def generate_reports(generator, cases: Sequence[Case], *, mode: str, classifier=None, gaze: str = "recorded",
-                     scanpath=None, use_gaze: bool = True, seed: int = 0, noise: float = 0.15) -> dict:
+                     scanpath=None, use_gaze: bool = True, seed: int = 0, noise: float = 0.15, check: bool = True) -> dict:
     """Run the generator on ``cases``; returns hypotheses, references, reports and timing."""
     from models.imaging import read_image
 
@@ -45,7 +45,7 @@ def generate_reports(generator, cases: Sequence[Case], *, mode: str, classifier=
     if gaze == "predicted" and scanpath is None:
         raise ValueError("gaze='predicted' needs a scanpath predictor (--scanpath CHECKPOINT)")
     rng = np.random.default_rng(seed)
-    hyps, refs, reports, seconds, tokens, fallbacks = [], [], [], [], [], 0
+    hyps, refs, reports, seconds, tokens, fallbacks, lm_sentences, sentences = [], [], [], [], [], 0, 0, 0
     for case in cases:
         image = read_image(case.image.path)
         result = classifier(image) if classifier is not None else simulated_classifier(case, rng, noise)
@@ -56,19 +56,22 @@ def generate_reports(generator, cases: Sequence[Case], *, mode: str, classifier=
         else:
             fixations = []
         t0 = time.perf_counter()
-        report = generator(image, result, fixations, mode=mode, use_gaze=use_gaze)
+        report = generator(image, result, fixations, mode=mode, use_gaze=use_gaze, check=check)
         seconds.append(time.perf_counter() - t0)
         tokens.append(generator.last_stats.get("tokens", 0))
-        fallbacks += bool(generator.last_stats.get("fallback"))
+        fallbacks += generator.last_stats.get("fallback", 0)
+        lm_sentences += generator.last_stats.get("lm_sentences", 0)
+        sentences += generator.last_stats.get("sentences", 0)
         hyps.append(report.text)
         refs.append(case.report.text)
         reports.append(report)
     return {"hypotheses": hyps, "references": refs, "reports": reports, "seconds": seconds, "tokens": tokens,
-            "fallbacks": fallbacks}
+            "fallbacks": fallbacks, "lm_sentences": lm_sentences, "sentences": sentences}
 
 
 def timing_summary(run: dict) -> dict:
     secs, toks = np.array(run["seconds"]), np.array(run["tokens"])
     return {"report_latency_s_mean": float(secs.mean()), "report_latency_s_p95": float(np.percentile(secs, 95)),
             "tokens_per_s": float(toks.sum() / secs.sum()) if toks.sum() else None,
-            "template_fallbacks": int(run["fallbacks"])}
+            "sentences": int(run["sentences"]), "lm_sentences": int(run["lm_sentences"]),
+            "template_fallback_sentences": int(run["fallbacks"])}

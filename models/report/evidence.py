@@ -1,10 +1,10 @@
 """Evidence links: every report sentence -> its finding, region, box index and supporting fixation indices.
 
 Sentence indices count over ``report_sentences(report)``: the FINDINGS sentences, then the IMPRESSION
-sentences. Template sentences come with their plan statement; generated sentences are read back with the
-labeler (which findings they mention) and matched to the plan's statement of that finding; a region named
-in the sentence ("in the left lower zone") wins over the plan's. A sentence that mentions no finding ("The
-lungs are clear.") is linked to the anatomy it names and the fixations that landed there.
+sentences. Every sentence comes from a plan unit that says which statements it makes (a generated sentence
+was read back by the labeler before it was kept), so it is linked to those statements' finding, region, box
+and fixations. A normal sentence ("The lungs are clear.") is linked to the anatomy it names and the
+fixations that landed there.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from models.report.prompt import BOX_MARGIN, ReportPlan, Statement, _inside
+from models.report.prompt import Statement, _inside
 from models.schema import Evidence, Fixation, Report
 from models.vocab import REGION_NAMES, region_at, region_box_pixels
 
@@ -67,34 +67,18 @@ def anatomy_evidence(index: int, sentence: str, fixations, width: int, height: i
     return Evidence(sentence=index, finding=None, region=region, box=None, fixations=support)
 
 
-def link_generated(sentences: Sequence[str], plan: ReportPlan, fixations: Sequence[Fixation], boxes, width: int,
-                   height: int) -> list[Evidence]:
-    """Evidence for free text: at least one :class:`Evidence` per sentence (one per finding it mentions)."""
-    from models.report.labeler import default_labeler
-
-    by_finding = {s.finding: s for s in plan.statements}
-    labeler = default_labeler()
+def unit_evidence(units, fixations: Sequence[Fixation], width: int, height: int) -> list[Evidence]:
+    """Evidence of a report made of plan units (:func:`~models.report.templates.render_sentences`), whoever
+    wrote each sentence: one link per statement the unit says, or its anatomy for a normal sentence."""
     out: list[Evidence] = []
-    for i, sentence in enumerate(sentences):
-        mentioned = []
-        for sl in labeler.sentences(sentence):
-            mentioned += [f for f in sl.labels if f not in mentioned]
-        if not mentioned:
-            out.append(anatomy_evidence(i, sentence, fixations, width, height))
-            continue
-        region_in_text = named_region(sentence)
-        for finding in mentioned:
-            st = by_finding.get(finding)
-            ev = statement_evidence(i, st) if st else Evidence(sentence=i, finding=finding)
-            if region_in_text and region_in_text != ev.region:
-                ev.region = region_in_text
-                own = [j for j, b in enumerate(boxes) if b.finding == finding
-                       and region_at((b.x1 + b.x2) / 2, (b.y1 + b.y2) / 2, width, height) == region_in_text]
-                ev.box = own[0] if own else None
-                box = boxes[ev.box].xyxy if ev.box is not None else None
-                ev.fixations = ([j for j, f in enumerate(fixations) if _inside(f, box, BOX_MARGIN)] if box
-                                else fixations_in_regions(fixations, [region_in_text], width, height))
-            out.append(ev)
+    index = 0
+    for unit in units:
+        for _ in split_sentences(unit.text):
+            if unit.statements:
+                out += [statement_evidence(index, st) for st in unit.statements]
+            else:
+                out.append(anatomy_evidence(index, unit.text, fixations, width, height))
+            index += 1
     return out
 
 

@@ -6,8 +6,13 @@
 
 ``classifier_result`` needs only ``.scores`` (finding -> probability) and ``.boxes`` (list of Box, original
 pixels). ``fixations`` are original-pixel fixations (recorded, or predicted: pass ``fixations=None`` to a
-generator built with ``scanpath_predictor=...``). A generated text that comes out empty falls back to the
-template text of the same plan.
+generator built with ``scanpath_predictor=...``).
+
+All modes cut the plan into the same one-sentence units (:func:`~models.report.templates.render_sentences`).
+"template" keeps their template sentences; "prompt" (path a) has the LM write each sentence from its
+control; "gaze2report" (path b) does the same with the graph prefix in front and the LoRA adapters on. A
+sentence the labeler does not read as its unit's statements is sampled again, then replaced by the
+template sentence (:mod:`models.report.sentences`); ``last_stats`` counts how often.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 from models.report import templates
-from models.report.evidence import anatomy_evidence, link_generated, report_sentences, statement_evidence
-from models.report.lm import SEP, sequence_text, split_generated
+from models.report.evidence import unit_evidence
+from models.report.lm import sequence_text
 from models.report.prompt import DEFAULT_THRESHOLDS, ReportPlan, build_plan
 from models.schema import Box, Fixation, Report
 
@@ -60,16 +65,20 @@ class ReportGenerator:
         scanpath_predictor: called on the image when ``fixations`` is None (returns a list of scanpaths;
             the first, the mean path, is used).
         info: checkpoint facts (synthetic, dataset) passed through to callers.
+        samples, sample_temperature, seed: how many seeded samples a sentence gets after a greedy one the
+            labeler refused, before the template sentence is used.
     """
 
     def __init__(self, lm=None, tokenizer=None, prefix=None, *, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
-                 max_length: int = 160, device: str = "cpu", scanpath_predictor=None, info: dict | None = None):
+                 max_length: int = 160, device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
+                 samples: int = 4, sample_temperature: float = 0.8, seed: int = 0):
         self.lm, self.tokenizer, self.prefix = lm, tokenizer, prefix
         self.thresholds = thresholds
         self.max_length = max_length
         self.device = device
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
+        self.samples, self.sample_temperature, self.seed = samples, sample_temperature, seed
         self.last_stats: dict = {}
 
     # ------------------------------------------------------------------ loading
@@ -108,8 +117,9 @@ class ReportGenerator:
         return build_plan(scores, boxes, fixations, width, height, thresholds=self.thresholds)
 
     # ------------------------------------------------------------------ generation
-    def _greedy(self, lm, ids, prefix_tokens=None, max_new_tokens: int = 120) -> list[int]:
-        """Greedy decoding with the KV cache; ``ids`` ``(1, T)`` ends with ``[SEP]``."""
+    def _decode(self, lm, ids, prefix_tokens=None, max_new_tokens: int = 40, generator=None) -> list[int]:
+        """Greedy (``generator=None``) or sampled decoding with the KV cache; ``ids`` ``(1, T)`` ends with
+        ``[SEP]``."""
         import torch
 
         eos = self.tokenizer.eos_token_id
@@ -119,9 +129,13 @@ class ReportGenerator:
                 emb = torch.cat([prefix_tokens.to(emb.dtype), emb], dim=1)
             out = lm(inputs_embeds=emb, use_cache=True)
             generated: list[int] = []
-            limit = min(max_new_tokens, self.max_length + (0 if prefix_tokens is None else prefix_tokens.shape[1]))
-            for _ in range(limit):
-                nxt = int(out.logits[0, -1].argmax())
+            for _ in range(max_new_tokens):
+                logits = out.logits[0, -1].float()
+                if generator is None:
+                    nxt = int(logits.argmax())
+                else:
+                    probs = torch.softmax(logits / self.sample_temperature, dim=-1)
+                    nxt = int(torch.multinomial(probs.cpu(), 1, generator=generator))
                 if nxt == eos:
                     break
                 generated.append(nxt)
@@ -129,13 +143,55 @@ class ReportGenerator:
                 out = lm(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
         return generated
 
-    def _prompt_ids(self, plan: ReportPlan):
+    def _control_ids(self, control: str):
         import torch
 
-        text = sequence_text(plan.prompt_text(), "", "").split(SEP)[0] + SEP
-        enc = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        enc = self.tokenizer(sequence_text(control, ""), add_special_tokens=False)["input_ids"]
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         return torch.tensor([bos + enc], device=self.device)
+
+    def write_sentence(self, unit: templates.RenderedSentence, *, prefix_tokens=None, adapters: bool = True,
+                       max_new_tokens: int = 40, check: bool = True) -> tuple[str, bool, int]:
+        """The LM's sentence for one unit: greedy first, then up to ``self.samples`` seeded samples, each read
+        back by the labeler (:func:`~models.report.sentences.check_sentence`); the unit's template sentence
+        when none says what the unit says. ``check=False`` keeps the greedy sentence unread (the
+        measurement of what the LM does on its own). Returns ``(text, written by the LM, tokens)``."""
+        import contextlib
+
+        import torch
+
+        from models.report.labeler import default_labeler
+        from models.report.lm import decode_sentence
+        from models.report.sentences import check_sentence
+
+        ids = self._control_ids(unit.control)
+        tokens = 0
+        context = contextlib.nullcontext() if adapters else self.lm.disable_adapter()
+        with context:
+            for attempt in range(1 + self.samples):
+                generator = None if attempt == 0 else torch.Generator().manual_seed(self.seed + attempt)
+                out = self._decode(self.lm, ids, prefix_tokens, max_new_tokens, generator)
+                tokens += len(out)
+                text = decode_sentence(self.tokenizer.decode(out, skip_special_tokens=False))
+                if text and (not check or check_sentence(text, unit.statements, default_labeler(), unit.topic) is None):
+                    return text, True, tokens
+        return unit.text, False, tokens
+
+    def realise(self, plan: ReportPlan, *, mode: str = "prompt", prefix_tokens=None, max_new_tokens: int = 40,
+                check: bool = True) -> tuple[list[templates.RenderedSentence], int, int]:
+        """The plan's units with their sentences written in ``mode`` (no image needed: "gaze2report" takes
+        ``prefix_tokens``); returns ``(units, tokens generated, sentences the LM wrote)``."""
+        units = templates.render_sentences(plan)
+        tokens = written = 0
+        if mode == "template":
+            return units, 0, 0
+        for unit in units:
+            text, by_lm, n = self.write_sentence(unit, prefix_tokens=prefix_tokens, adapters=mode == "gaze2report",
+                                                 max_new_tokens=max_new_tokens, check=check)
+            unit.text = text
+            tokens += n
+            written += by_lm
+        return units, tokens, written
 
     def _prefix_tokens(self, image, fixations: Sequence[Fixation], use_gaze: bool):
         import torch
@@ -157,49 +213,31 @@ class ReportGenerator:
         return tokens
 
     def __call__(self, image, classifier_result, fixations: Sequence[Fixation] | None, *, mode: str = "gaze2report",
-                 boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 120) -> Report:
-        """Write the report of one image (see module docstring); ``use_gaze=False`` is the no-gaze ablation
-        of gaze2report. ``self.last_stats`` holds tokens, seconds and whether the template fallback ran."""
+                 boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 40,
+                 check: bool = True) -> Report:
+        """Write the report of one image (see module docstring); ``use_gaze=False`` leaves the fixation
+        tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread. ``self.last_stats`` holds tokens, seconds, how many sentences
+        the LM wrote and how many fell back to the template."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         array = getattr(image, "array", None)
         if array is None or getattr(array, "ndim", 0) != 2:
             raise ValueError("image must be a models.imaging.LoadedImage with a 2D array")
+        if mode != "template" and self.lm is None:
+            raise ValueError(f"mode {mode!r} needs a trained report model: use ReportGenerator.from_checkpoint, "
+                             "or mode='template'")
         if fixations is None and self.scanpath_predictor is not None:
             fixations = self.scanpath_predictor(image)[0]
         fixations = _check_fixations(fixations)
         height, width = array.shape
         plan = self.plan(classifier_result, fixations, width, height, boxes)
-        _, boxes_used = _scores_and_boxes(classifier_result, boxes)
         t0 = time.perf_counter()
-        if mode == "template" or self.lm is None:
-            if mode != "template":
-                raise ValueError(f"mode {mode!r} needs a trained report model: use ReportGenerator.from_checkpoint, "
-                                 "or mode='template'")
-            return self._template_report(plan, fixations, width, height, t0)
-        ids = self._prompt_ids(plan)
-        if mode == "prompt":
-            with self.lm.disable_adapter():
-                out_ids = self._greedy(self.lm, ids, None, max_new_tokens)
-        else:
-            out_ids = self._greedy(self.lm, ids, self._prefix_tokens(image, fixations, use_gaze), max_new_tokens)
-        text = " ".join(self.tokenizer.convert_ids_to_tokens(out_ids))
-        findings, impression = split_generated(text)
-        if not findings:
-            return self._template_report(plan, fixations, width, height, t0, fallback=True)
-        report = Report(findings=findings, impression=impression)
-        report.evidence = link_generated(report_sentences(report), plan, fixations, boxes_used, width, height)
-        self.last_stats = {"tokens": len(out_ids), "seconds": time.perf_counter() - t0, "fallback": False,
-                           "prompt": plan.prompt_text()}
-        return report
-
-    def _template_report(self, plan: ReportPlan, fixations, width: int, height: int, t0: float,
-                         fallback: bool = False) -> Report:
-        findings, impression, sentences = templates.render(plan)
-        report = Report(findings=findings, impression=impression)
-        report.evidence = [statement_evidence(i, s.statement) if s.statement is not None
-                           else anatomy_evidence(i, s.text, fixations, width, height)
-                           for i, s in enumerate(sentences)]
-        self.last_stats = {"tokens": 0, "seconds": time.perf_counter() - t0, "fallback": fallback,
-                           "prompt": plan.prompt_text()}
+        prefix = self._prefix_tokens(image, fixations, use_gaze) if mode == "gaze2report" else None
+        units, tokens, written = self.realise(plan, mode=mode, prefix_tokens=prefix, max_new_tokens=max_new_tokens,
+                                              check=check)
+        report = Report(*templates.join_sections(units))
+        report.evidence = unit_evidence(units, fixations, width, height)
+        self.last_stats = {"tokens": tokens, "seconds": time.perf_counter() - t0, "sentences": len(units),
+                           "lm_sentences": written, "fallback": len(units) - written if mode != "template" else 0,
+                           "controls": [u.control for u in units]}
         return report

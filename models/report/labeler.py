@@ -194,6 +194,10 @@ class CheXpertLabeler:
         sents = self.sentences(text)
         return finalize([m for s in sents for m in s.mentions], any(s.other_abnormal for s in sents))
 
+    def sentences_many(self, texts: list[str]) -> list[list[SentenceLabels]]:
+        """:meth:`sentences` over many texts, batched through spaCy."""
+        return [self._from_doc(doc) for doc in self.nlp.pipe(" ".join(str(t).split()) for t in texts)]
+
     def label_many(self, texts: list[str]) -> list[dict[str, int]]:
         """:meth:`label` over many reports, batched through spaCy."""
         out = []

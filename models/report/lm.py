@@ -1,10 +1,11 @@
 """The language model: a word-level tokenizer trained on our report text and a small GPT-2 trained from
 scratch (about 1-2 M parameters, CPU-trainable in minutes), or any local transformers causal-LM folder.
 
-Sequences the LM sees (one string each; the tokenizer adds ``[BOS]``/``[EOS]``)::
+Sequences the LM sees: one report sentence after its control (:mod:`models.report.sentences`); the
+tokenizer adds ``[BOS]``/``[EOS]``::
 
-    <prompt words> [SEP] <findings> [IMP] <impression>      prompted (path a, and path b after its prefix)
-    [SEP] <findings> [IMP] <impression>                      unprompted (plain report language)
+    findings : likely cardiomegaly @ heart [SEP] the heart is enlarged .     (path a; path b after its prefix)
+    findings : [SEP] the heart is enlarged .                                 (control dropped: plain language)
 
 Nothing is downloaded: ``HF_HUB_OFFLINE=1`` is set before transformers is imported and local folders are
 opened with ``local_files_only=True``.
@@ -17,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-PAD, BOS, EOS, UNK, SEP, IMP = "[PAD]", "[BOS]", "[EOS]", "[UNK]", "[SEP]", "[IMP]"
-SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, SEP, IMP)
+PAD, BOS, EOS, UNK, SEP = "[PAD]", "[BOS]", "[EOS]", "[UNK]", "[SEP]"
+SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, SEP)
 # Attention/MLP linear layers LoRA adapts, per transformers ``model_type``; unknown types fall back to every
 # linear layer inside the transformer blocks.
 LORA_TARGETS = {
@@ -48,25 +49,29 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def sequence_text(prompt: str | None, findings: str, impression: str = "") -> str:
-    """The training/inference string for one report (see module docstring)."""
-    head = f"{normalise_text(prompt)} " if prompt else ""
-    tail = f" {IMP} {normalise_text(impression)}" if impression.strip() else f" {IMP}"
-    return f"{head}{SEP} {normalise_text(findings)}{tail}"
+def sequence_text(control: str, sentence: str) -> str:
+    """The training/inference string of one sentence (see module docstring); ``sentence=""`` gives the
+    inference prompt's text."""
+    return f"{normalise_text(control)} {SEP} {normalise_text(sentence)}".rstrip()
 
 
-def split_generated(text: str) -> tuple[str, str]:
-    """Decoded continuation after ``[SEP]`` -> (findings, impression)."""
-    for token in (EOS, PAD, UNK, BOS):
+def decode_sentence(text: str) -> str:
+    """Decoded continuation after ``[SEP]`` -> its first sentence, tidied ("" when nothing usable)."""
+    if UNK in text:
+        return ""  # a word the tokenizer never saw: not a sentence to show
+    for token in (EOS, PAD, BOS, SEP):
         text = text.replace(token, " ")
-    findings, _, impression = text.partition(IMP)
-    return _tidy(findings), _tidy(impression)
+    tidy = _tidy(text)
+    first = re.split(r"(?<=[.!?])\s+", tidy)[0] if tidy else ""
+    return first if first.endswith(".") else (f"{first}." if first else "")
 
 
 def _tidy(text: str) -> str:
     """Word-level decoding leaves "heart is normal ." -> "Heart is normal." with capitalised sentences."""
     text = " ".join(text.split())
     text = re.sub(r"\s+([.,;:])", r"\1", text)
+    text = re.sub(r"\s*-\s*", "-", text)  # "plate - like" -> "plate-like"
+    text = re.sub(r"(\d)\.\s+(\d)", r"\1.\2", text)  # "2 . 5 cm" -> "2.5 cm", not two sentences
     sentences = [s.strip() for s in re.split(r"(?<=\.)\s+", text) if s.strip()]
     return " ".join(s[0].upper() + s[1:] for s in sentences)
 
@@ -90,7 +95,7 @@ def train_tokenizer(texts: Iterable[str], *, min_frequency: int = 2, max_length:
                                                        special_tokens=[(BOS, bos), (EOS, eos)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, unk_token=UNK,
                                    pad_token=PAD, model_max_length=max_length,
-                                   additional_special_tokens=[SEP, IMP])
+                                   additional_special_tokens=[SEP])
     return fast
 
 
@@ -131,8 +136,8 @@ def load_lm(path: str | Path):
 
 
 def ensure_special_tokens(model, tokenizer) -> None:
-    """A foreign LM (``--lm PATH``) gets our ``[SEP]``/``[IMP]`` markers and a pad token if it lacks them."""
-    missing = [t for t in (SEP, IMP) if t not in tokenizer.get_vocab()]
+    """A foreign LM (``--lm PATH``) gets our ``[SEP]`` marker and a pad token if it lacks them."""
+    missing = [t for t in (SEP,) if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
     if tokenizer.pad_token is None:

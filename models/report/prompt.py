@@ -4,9 +4,10 @@ A :class:`ReportPlan` holds one :class:`Statement` per finding the report should
 confidence keyword ("likely" p >= 0.7, "possible" p >= 0.4, "no" otherwise), the anatomical region (from the
 finding's best box, else the finding's usual region the reader looked at longest), the box index and the
 indices of the fixations that support it (inside the box, else inside the region; for a negative, those on
-the finding's usual regions: the search that found nothing). The same plan renders
-as prompt text for the language model (:meth:`ReportPlan.prompt_text`) and as a deterministic template
-report (:mod:`models.report.templates`), and it carries the evidence links of both.
+the finding's usual regions: the search that found nothing). The same plan is cut
+into one-sentence units (:mod:`models.report.templates`), each with a short control text for the language
+model (:func:`control_text`) and a deterministic template sentence, and it carries the evidence links of
+both.
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ class ReportPlan:
         """``"likely cardiomegaly @ heart ; possible pleural effusion @ left costophrenic angle ; no
         pneumothorax"``; ``"normal"`` when nothing is abnormal and no negatives are listed."""
         return " ; ".join(s.prompt_words() for s in self.statements) or "normal"
+
+
+def control_text(section: str, statements: Sequence[Statement] = (), topic: str | None = None) -> str:
+    """What the LM reads before writing one sentence: ``"findings : likely pleural effusion @ left
+    costophrenic angle"``, ``"findings : no pneumothorax ; no pleural effusion"``, ``"findings : normal
+    lungs"``, ``"impression : normal"`` (topic ``"chest"``). Statements go in vocabulary order."""
+    if statements:
+        ordered = sorted(statements, key=lambda s: FINDINGS.index(s.finding))
+        body = " ; ".join(s.prompt_words() for s in ordered)
+    else:
+        body = "normal" if topic in (None, "chest") else f"normal {topic}"
+    return f"{section} : {body}"
 
 
 def keyword_for(probability: float, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS) -> str:

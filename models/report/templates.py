@@ -1,15 +1,17 @@
 """Deterministic report text from a :class:`~models.report.prompt.ReportPlan`: the floor and the fallback.
 
-No language model: one fixed sentence per statement, so the same plan always gives the same report and
-every sentence is known to come from one statement (its evidence). The wording is chosen so that our
-labeler reads back exactly the plan's keywords (likely -> positive, possible -> uncertain, no -> negative).
+The plan is cut into one-sentence units (:func:`render_sentences`); each has a fixed template sentence and
+the control text the language-model paths write their own sentence from. No language model here: the same
+plan always gives the same report and every sentence is known to come from its statements (its
+evidence). The wording is chosen so that our labeler reads back exactly the plan's keywords (likely ->
+positive, possible -> uncertain, no -> negative).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from models.report.prompt import LIKELY, NO, POSSIBLE, ReportPlan, Statement
+from models.report.prompt import LIKELY, NO, POSSIBLE, ReportPlan, Statement, control_text
 
 # finding -> (likely, possible, no); "{where}" becomes " in the <region>" (or "" without a region).
 SENTENCES: dict[str, tuple[str, str, str | None]] = {
@@ -36,17 +38,30 @@ SENTENCES: dict[str, tuple[str, str, str | None]] = {
 IMPRESSION_NAMES = {"Lung Lesion": "pulmonary nodule", "Support Devices": "support device in place",
                     "Enlarged Cardiomediastinum": "widened mediastinum", "Lung Opacity": "lung opacity",
                     "Pleural Other": "pleural thickening"}
-NORMAL_FINDINGS = ("The heart size is normal.", "The lungs are clear.", "No pleural effusion or pneumothorax.")
 NORMAL_IMPRESSION = "No acute cardiopulmonary abnormality."
+# A normal report: (topic, findings of the plan's negatives the sentence states, sentence).
+NORMAL_FINDINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("lungs", (), "The lungs are clear."),
+    ("pleura", ("Pneumothorax", "Pleural Effusion"), "No pleural effusion or pneumothorax."),
+    ("heart", ("Cardiomegaly",), "The heart size is normal."),
+    ("bones", (), "No acute osseous abnormality."),
+)
 
 
 @dataclass
 class RenderedSentence:
-    """One sentence, the section it sits in and the plan statement it says (None for generic text)."""
+    """One report sentence: its template text, section and what it says - plan statements, or for a
+    normal sentence with no statement a topic ("lungs", "pleura", "heart", "bones", "chest"). The
+    language-model paths write their own sentence from :attr:`control` and keep the rest."""
 
     text: str
     section: str  # "findings" | "impression"
-    statement: Statement | None
+    statements: list[Statement] = field(default_factory=list)
+    topic: str | None = None
+
+    @property
+    def control(self) -> str:
+        return control_text(self.section, self.statements, self.topic)
 
 
 def _where(st: Statement) -> str:
@@ -61,28 +76,39 @@ def statement_sentence(st: Statement) -> str:
     return text.format(where=_where(st))
 
 
+def impression_sentence(st: Statement) -> str:
+    name = IMPRESSION_NAMES.get(st.finding, st.finding.lower())
+    return f"{name[0].upper()}{name[1:]}." if st.keyword == LIKELY else f"Possible {name}."
+
+
 def render_sentences(plan: ReportPlan) -> list[RenderedSentence]:
-    """FINDINGS sentences then IMPRESSION sentences, each tied to its statement."""
+    """FINDINGS sentences then IMPRESSION sentences: one per statement (abnormal ones again in the
+    IMPRESSION), or the normal report when nothing is abnormal."""
     abnormal = plan.abnormal
-    findings: list[RenderedSentence] = []
     if not abnormal:
-        findings = [RenderedSentence(t, "findings", None) for t in NORMAL_FINDINGS]
-        return findings + [RenderedSentence(NORMAL_IMPRESSION, "impression", None)]
-    findings = [RenderedSentence(statement_sentence(s), "findings", s) for s in plan.statements]
-    impression = []
-    for s in abnormal:
-        name = IMPRESSION_NAMES.get(s.finding, s.finding.lower())
-        text = f"{name[0].upper()}{name[1:]}." if s.keyword == LIKELY else f"Possible {name}."
-        impression.append(RenderedSentence(text, "impression", s))
+        negatives = {s.finding: s for s in plan.statements}
+        findings = []
+        for topic, names, text in NORMAL_FINDINGS:
+            said = [negatives[n] for n in names if n in negatives]
+            findings.append(RenderedSentence(text, "findings", said, None if said else topic))
+        return findings + [RenderedSentence(NORMAL_IMPRESSION, "impression", [], "chest")]
+    findings = [RenderedSentence(statement_sentence(s), "findings", [s]) for s in plan.statements]
+    impression = [RenderedSentence(impression_sentence(s), "impression", [s]) for s in abnormal]
     return findings + impression
+
+
+def join_sections(sentences: list[RenderedSentence]) -> tuple[str, str]:
+    """``(findings text, impression text)``."""
+    findings = " ".join(s.text for s in sentences if s.section == "findings")
+    impression = " ".join(s.text for s in sentences if s.section == "impression")
+    return findings, impression
 
 
 def render(plan: ReportPlan) -> tuple[str, str, list[RenderedSentence]]:
     """``(findings text, impression text, sentences)``."""
     sentences = render_sentences(plan)
-    findings = " ".join(s.text for s in sentences if s.section == "findings")
-    impression = " ".join(s.text for s in sentences if s.section == "impression")
-    return findings, impression, sentences
+    return (*join_sections(sentences), sentences)
 
 
-__all__ = ["render", "render_sentences", "statement_sentence", "RenderedSentence", "SENTENCES", "NO", "POSSIBLE"]
+__all__ = ["render", "render_sentences", "join_sections", "statement_sentence", "impression_sentence",
+           "RenderedSentence", "SENTENCES", "NO", "POSSIBLE"]

@@ -1,16 +1,20 @@
 """Training of the report generator, in two stages.
 
+Both stages train on sentences, each after its control (:mod:`models.report.sentences`): the labeler
+reads every reference sentence and its control says what the labeler found in it, so a control and its
+sentence always agree.
+
 Stage 1 (language): a word-level tokenizer and a small GPT-2 trained from scratch (or a local ``--lm``
-folder fine-tuned) on prompted report sequences: IU X-ray reports (prompt = our labeler's keywords for the
-report itself, no regions) and the case store's reports (prompt = the case's CheXpert values as keywords plus
-regions from boxes and gaze, keywords from noisy label scores as imperfect as a classifier's; each store report
-is repeated ``case_repeat`` times per epoch with a fresh prompt). A quarter of the sequences drop the prompt so
-the LM also models plain text.
+folder fine-tuned) on the sentences of IU X-ray reports (controls without regions: no image here) and of
+the case store's reports (regions from the case's boxes and gaze, boxes dropped half the time since
+inference may have none; the store's reports are repeated ``case_repeat`` times per epoch). A quarter of
+the sentences keep only the section in their control so the LM also models plain text.
 
 Stage 2 (Gaze2Report): LoRA adapters (peft) on the stage-1 LM plus the visual/gaze graph prefix
 (:class:`~models.report.gaze2report.Gaze2ReportPrefix`), trained on the store's images, recorded
-fixations and reports: LM loss on the report tokens + ``aux_weight`` x finding BCE on the prefix's
-auxiliary head. Only adapter and prefix parameters are trainable.
+fixations and report sentences (the image's prefix goes in front of each of its sentences): LM loss on the
+sentence tokens + ``aux_weight`` x finding BCE on the prefix's auxiliary head. Only adapter and prefix
+parameters are trainable.
 
 Output folder: ``lm/`` (the stage-1 LM and tokenizer, ``save_pretrained``) and ``report.pt`` (a
 models.runtime checkpoint of kind "report": prefix weights, LoRA weights, configuration, history).
@@ -25,12 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 
 from models.report.corpus import TextReport
 from models.report.lm import sequence_text
-from models.report.prompt import build_plan, noisy_scores, plan_from_labels
+from models.report.prompt import ReportPlan, plan_from_labels
+from models.report.sentences import ReferenceSentence, read_references, training_pairs
 from models.schema import Case
+from models.vocab import FINDINGS, REGION_NAMES
 
 CHECKPOINT_KIND = "report"
 CHECKPOINT_FILE = "report.pt"
@@ -41,7 +46,7 @@ LM_DIR = "lm"
 class TrainConfig:
     lm_epochs: int = 6
     g2r_epochs: int = 8
-    batch_size: int = 32
+    batch_size: int = 64
     g2r_batch_size: int = 16
     lm_lr: float = 2e-3
     g2r_lr: float = 1e-3
@@ -52,10 +57,9 @@ class TrainConfig:
     image_size: int = 128
     prefix_tokens: int = 8
     max_length: int = 160
-    prompt_dropout: float = 0.25
-    box_dropout: float = 0.5  # train prompts without boxes half the time (inference may have none)
-    prompt_noise: float = 0.15  # store-case prompts come from noisy label scores, like a classifier's
-    case_repeat: int = 4  # store reports appear this often per LM epoch (fresh noisy prompts each time)
+    prompt_dropout: float = 0.25  # sentences whose control keeps only the section
+    box_dropout: float = 0.5  # regions without boxes half the time (inference may have none)
+    case_repeat: int = 2  # store reports appear this often per LM epoch
     aux_weight: float = 0.5
     min_frequency: int = 2
     n_layer: int = 4
@@ -67,32 +71,31 @@ class TrainConfig:
     history: dict = field(default_factory=dict)
 
 
-# ------------------------------------------------------------------------------------------ prompts
-def iu_sequence(report: TextReport, labels: dict[str, int], rng: random.Random, prompt_dropout: float) -> str:
-    """Training string for an IU report: keywords from its own labels (no regions: IU has no image here)."""
-    prompt = None
-    if rng.random() >= prompt_dropout:
-        prompt = plan_from_labels(labels, with_regions=False).prompt_text()
-    return sequence_text(prompt, report.findings, report.impression)
-
-
-def case_prompt(case: Case, *, with_boxes: bool = True, noise_rng=None, noise: float = 0.0) -> str:
-    """Prompt of a store case from its CheXpert values (exact, or as noisy scores with ``noise_rng``), boxes
-    (optional) and recorded fixations."""
+# ------------------------------------------------------------------------------------------ sentences
+def case_plan(case: Case, *, with_boxes: bool = True) -> ReportPlan:
+    """The plan a case's labels, boxes (optional) and recorded fixations give: its regions go in the
+    controls of the case's sentences."""
     w, h = case.image.width or 1, case.image.height or 1
-    boxes = case.boxes if with_boxes else []
-    if noise_rng is None:
-        return plan_from_labels(case.findings, boxes, case.fixations, w, h).prompt_text()
-    scores = noisy_scores(case.findings, noise_rng, noise)
-    return build_plan(scores, boxes, case.fixations, w, h).prompt_text()
+    return plan_from_labels(case.findings, case.boxes if with_boxes else [], case.fixations, w, h)
 
 
-def case_sequence(case: Case, rng: random.Random, cfg: "TrainConfig", noise_rng) -> str:
-    prompt = None
-    if rng.random() >= cfg.prompt_dropout:
-        prompt = case_prompt(case, with_boxes=rng.random() >= cfg.box_dropout, noise_rng=noise_rng,
-                             noise=cfg.prompt_noise)
-    return sequence_text(prompt, case.report.findings, case.report.impression)
+def sentence_texts(refs: list[ReferenceSentence], plan: ReportPlan | None, rng: random.Random,
+                   prompt_dropout: float) -> list[str]:
+    """Training strings of one report's sentences; with probability ``prompt_dropout`` a control keeps only
+    its section ("findings :")."""
+    out = []
+    for control, sentence in training_pairs(refs, plan):
+        if rng.random() < prompt_dropout:
+            control = control.split(":")[0] + ":"
+        out.append(sequence_text(control, sentence))
+    return out
+
+
+def control_vocabulary() -> str:
+    """Every word a control can hold, so the tokenizer knows regions no training sentence happened to name."""
+    words = ["findings", "impression", ":", ";", "@", "likely", "possible", "no", "normal", "lungs", "pleura",
+             "heart", "bones", "chest"]
+    return " ".join(words + [f.lower() for f in FINDINGS] + list(REGION_NAMES))
 
 
 # ------------------------------------------------------------------------------------------ stage 1
@@ -211,15 +214,10 @@ def prefixed_forward(lm, prefix_tokens, ids, mask, labels=None):
     return lm(inputs_embeds=inputs, attention_mask=full_mask, labels=full_labels)
 
 
-def g2r_batch_texts(cases: Sequence[Case], rng: random.Random, cfg: TrainConfig, train: bool, noise_rng) -> list[str]:
-    if not train:
-        return [sequence_text(case_prompt(c, with_boxes=False), c.report.findings, c.report.impression) for c in cases]
-    return [case_sequence(c, rng, cfg, noise_rng) for c in cases]
-
-
 def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Sequence[Case], cfg: TrainConfig, *,
-                      progress=None):
-    """Stage 2: ``(peft_lm, prefix, history)`` (see module docstring)."""
+                      references: dict[str, list[ReferenceSentence]], progress=None):
+    """Stage 2: ``(peft_lm, prefix, history)`` (see module docstring); ``references`` holds each case's
+    labelled report sentences by case id."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
@@ -244,16 +242,21 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
         steps = min(steps, cfg.max_train_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.g2r_lr, total_steps=max(steps, 1), pct_start=0.1)
     rng = random.Random(cfg.seed)
-    noise_rng = np.random.default_rng(cfg.seed)
     history = {"lora_targets": targets, "trainable_params": count_parameters(peft_lm, True) + count_parameters(prefix),
                "lm_frozen_params": count_parameters(peft_lm) - count_parameters(peft_lm, True),
                "train_loss": [], "val_loss": [], "use_gaze": cfg.use_gaze}
 
     def run_batch(batch, train: bool):
-        cases = [by_id[i] for i in batch["id"]]
-        ids, mask, labels = encode_batch(tokenizer, g2r_batch_texts(cases, rng, cfg, train, noise_rng), cfg.max_length)
+        texts, owner = [], []
+        for k, cid in enumerate(batch["id"]):
+            plan = case_plan(by_id[cid], with_boxes=not train or rng.random() >= cfg.box_dropout)
+            own = sentence_texts(references[cid], plan, rng, cfg.prompt_dropout if train else 0.0)
+            texts += own
+            owner += [k] * len(own)
         tokens, aux = prefix(batch["image"].to(device), batch["fixations"].to(device),
                              batch["n_fixations"].to(device), use_gaze=cfg.use_gaze)
+        ids, mask, labels = encode_batch(tokenizer, texts, cfg.max_length)
+        tokens = tokens[torch.tensor(owner, device=device)]  # each sentence gets its image's prefix
         out = prefixed_forward(peft_lm, tokens, ids.to(device), mask.to(device), labels.to(device))
         target = batch["labels"].to(device)
         weight = batch["label_mask"].to(device)
@@ -328,23 +331,28 @@ def train_report_generator(cases_by_split: dict[str, list[Case]], out_dir: str |
 
     iu_train = [r for r in iu if r.split == "train"]
     iu_val = [r for r in iu if r.split == "val"]
-    labels = default_labeler().label_many([r.text for r in iu_train + iu_val])
-    iu_lab = dict(zip([r.id for r in iu_train + iu_val], labels))
-    lm_train = [iu_sequence(r, iu_lab[r.id], rng, cfg.prompt_dropout) for r in iu_train]
-    noise_rng = np.random.default_rng(cfg.seed)
-    # Repeat the store's reports so its prompt->report mapping is not drowned by the IU text.
-    lm_train += [case_sequence(c, rng, cfg, noise_rng) for _ in range(cfg.case_repeat) for c in train_cases]
-    lm_val = [iu_sequence(r, iu_lab[r.id], rng, 0.0) for r in iu_val]
-    lm_val += [sequence_text(case_prompt(c), c.report.findings, c.report.impression) for c in val_cases]
-    # Vocabulary: every report and every prompt word (regions, keywords) the LM will be asked to read.
-    vocab_texts = lm_train + [sequence_text(case_prompt(c), "", "") for c in train_cases]
-    _log(progress, f"[lm] {len(lm_train)} training sequences ({len(iu_train)} IU X-ray, {len(train_cases)} {dataset})")
+    labeler = default_labeler()
+    iu_refs = read_references([(r.findings, r.impression) for r in iu_train + iu_val], labeler)
+    cases = train_cases + val_cases
+    case_refs = dict(zip([c.id for c in cases],
+                         read_references([(c.report.findings, c.report.impression) for c in cases], labeler)))
+    lm_train = [t for refs in iu_refs[: len(iu_train)] for t in sentence_texts(refs, None, rng, cfg.prompt_dropout)]
+    # Repeat the store's reports so their region-bearing controls are not drowned by the IU text.
+    lm_train += [t for _ in range(cfg.case_repeat) for c in train_cases
+                 for t in sentence_texts(case_refs[c.id], case_plan(c, with_boxes=rng.random() >= cfg.box_dropout),
+                                         rng, cfg.prompt_dropout)]
+    lm_val = [t for refs in iu_refs[len(iu_train):] for t in sentence_texts(refs, None, rng, 0.0)]
+    lm_val += [t for c in val_cases for t in sentence_texts(case_refs[c.id], case_plan(c), rng, 0.0)]
+    vocab_texts = lm_train + [control_vocabulary()] * max(cfg.min_frequency, 1)
+    _log(progress, f"[lm] {len(lm_train)} training sentences ({len(iu_train)} IU X-ray reports, "
+                   f"{len(train_cases)} {dataset} reports x {cfg.case_repeat})")
     lm, tokenizer, lm_hist = train_language_model(lm_train, lm_val, cfg, vocab_texts=vocab_texts, progress=progress)
     lm_dir = out_dir / LM_DIR
     lm.save_pretrained(lm_dir)
     tokenizer.save_pretrained(lm_dir)
 
-    peft_lm, prefix, g2r_hist = train_gaze2report(lm, tokenizer, train_cases, val_cases, cfg, progress=progress)
+    peft_lm, prefix, g2r_hist = train_gaze2report(lm, tokenizer, train_cases, val_cases, cfg, references=case_refs,
+                                                  progress=progress)
     cfg.history = {"lm": lm_hist, "gaze2report": g2r_hist}
     config = {k: v for k, v in asdict(cfg).items() if k != "history"}
     config["lm_dir"] = LM_DIR

@@ -36,6 +36,7 @@ def test_checkpoint_generates_in_every_mode(trained):
     from models.report.evaluate import simulated_classifier
     from models.report.evidence import check_evidence
     from models.report.generate import ReportGenerator
+    from models.report.labeler import label_report
     import numpy as np
 
     ckpt, _, by_split, _ = trained
@@ -44,10 +45,16 @@ def test_checkpoint_generates_in_every_mode(trained):
     case = (by_split.get("test") or by_split["train"])[0]
     image = read_image(case.image.path)
     result = simulated_classifier(case, np.random.default_rng(0))
-    for mode in ("gaze2report", "prompt", "template"):
+    template = gen(image, result, case.fixations, mode="template")
+    for mode in ("gaze2report", "prompt"):
         report = gen(image, result, case.fixations, mode=mode, max_new_tokens=40)
-        assert report.findings.strip()
+        stats = gen.last_stats
+        assert stats["lm_sentences"] + stats["fallback"] == stats["sentences"] > 0
         check_evidence(report, len(result.boxes), len(case.fixations))
+        # Same plan units, whoever wrote them: the evidence says the same findings in the same order, and
+        # the labeler reads the same CheXpert values as from the template report.
+        assert [e.finding for e in report.evidence] == [e.finding for e in template.evidence]
+        assert label_report(report.text) == label_report(template.text)
     no_gaze = gen(image, result, case.fixations, mode="gaze2report", use_gaze=False, max_new_tokens=40)
     assert no_gaze.findings.strip()
 
