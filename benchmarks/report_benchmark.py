@@ -83,6 +83,8 @@ def phantom_part(args, scorer) -> dict:
         "(a) prompt": dict(mode="prompt"),
         "(b) gaze2report, recorded gaze": dict(mode="gaze2report"),
         "(b) gaze2report, no gaze tokens": dict(mode="gaze2report", use_gaze=False, generator=gen_nogaze),
+        # No gaze anywhere: the no-gaze model, and a plan whose regions are the findings' usual sites.
+        "(b) gaze2report, no gaze at all": dict(mode="gaze2report", gaze="none", use_gaze=False, generator=gen_nogaze),
         # What the LM writes on its own: greedy sentences kept without the labeler's read-back.
         "(a) prompt, unchecked": dict(mode="prompt", check=False),
         "(b) gaze2report, recorded gaze, unchecked": dict(mode="gaze2report", check=False),
@@ -128,11 +130,16 @@ def phantom_part(args, scorer) -> dict:
         "(b) recorded gaze - (a)": delta("(b) gaze2report, recorded gaze", "(a) prompt"),
         "(b) unchecked - (a) unchecked": delta("(b) gaze2report, recorded gaze, unchecked", "(a) prompt, unchecked"),
         "(a) - template": delta("(a) prompt", "template"),
+        "(b) unchecked - template": delta("(b) gaze2report, recorded gaze, unchecked", "template"),
         "(b) recorded gaze - (b) no gaze": delta("(b) gaze2report, recorded gaze", "(b) gaze2report, no gaze tokens"),
+        "(b) recorded gaze - (b) no gaze at all": delta("(b) gaze2report, recorded gaze",
+                                                        "(b) gaze2report, no gaze at all"),
     }
     if scanpath is not None:
         deltas["(b) predicted gaze - (b) no gaze"] = delta("(b) gaze2report, predicted gaze",
                                                            "(b) gaze2report, no gaze tokens")
+        deltas["(b) predicted gaze - (b) no gaze at all"] = delta("(b) gaze2report, predicted gaze",
+                                                                  "(b) gaze2report, no gaze at all")
     return {"synthetic": True, "dataset": source.name, "n_test": len(cases),
             "classifier": args.classifier or SIMULATED_NOTE.format(noise=args.noise),
             "no_gaze_model": args.model_nogaze or "the gaze model with its fixation tokens left out at inference",
@@ -257,20 +264,20 @@ def main(argv=None) -> int:
 def print_tables(result: dict) -> None:
     ph = result["phantom"]
     print(f"\nPhantom test (SYNTHETIC, n={ph['n_test']}; classifier: {ph['classifier'][:60]}...)")
-    print(f"{'system':36s} {'B-1':>6s} {'B-4':>6s} {'MET':>6s} {'R-L':>6s} {'CIDEr':>6s} {'BERTS':>6s} "
+    print(f"{'system':42s} {'B-1':>6s} {'B-4':>6s} {'MET':>6s} {'R-L':>6s} {'CIDEr':>6s} {'BERTS':>6s} "
           f"{'CE-F1 micro14 [95% CI]':>26s} {'macro14':>8s} {'LM sent':>7s} {'tok/s':>7s} {'lat s':>6s}")
     for name, s in ph["systems"].items():
         m, c, t = s["metrics"], s["ce_f1_micro14_ci"], s["timing_cpu"]
         tps = f"{t['tokens_per_s']:.0f}" if t["tokens_per_s"] else "-"
         share = f"{t['lm_sentences'] / t['sentences']:.2f}" if t["lm_sentences"] else "-"
-        print(f"{name:36s} {m['BLEU-1']:6.3f} {m['BLEU-4']:6.3f} {m.get('METEOR', float('nan')):6.3f} "
+        print(f"{name:42s} {m['BLEU-1']:6.3f} {m['BLEU-4']:6.3f} {m.get('METEOR', float('nan')):6.3f} "
               f"{m['ROUGE-L']:6.3f} {m['CIDEr']:6.3f} {m.get('BERTScore (MiniLM-L6) F1', float('nan')):6.3f} "
               f"{c['estimate']:6.3f} [{c['low']:.3f}, {c['high']:.3f}]   {m['ce_f1_macro14']:8.3f} {share:>7s} {tps:>7s} "
               f"{t['report_latency_s_mean']:6.2f}")
     print("\nPaired differences (95% bootstrap CI)")
     for name, d in ph["paired_deltas"].items():
         ce, rl = d["ce_f1_micro14"], d["rouge_l"]
-        print(f"{name:36s} CE-F1 {ce['estimate']:+.3f} [{ce['low']:+.3f}, {ce['high']:+.3f}]   "
+        print(f"{name:42s} CE-F1 {ce['estimate']:+.3f} [{ce['low']:+.3f}, {ce['high']:+.3f}]   "
               f"ROUGE-L {rl['estimate']:+.3f} [{rl['low']:+.3f}, {rl['high']:+.3f}]")
     if "iu_xray" in result:
         iu = result["iu_xray"]

@@ -17,6 +17,7 @@ template sentence (:mod:`models.report.sentences`); ``last_stats`` counts how of
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -79,7 +80,22 @@ class ReportGenerator:
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
         self.samples, self.sample_temperature, self.seed = samples, sample_temperature, seed
-        self.last_stats: dict = {}
+        self._local = threading.local()  # a server shares one generator between request threads
+
+    @property
+    def last_stats(self) -> dict:
+        return getattr(self._local, "stats", {})
+
+    @last_stats.setter
+    def last_stats(self, stats: dict) -> None:
+        self._local.stats = stats
+
+    def writer_summary(self) -> dict:
+        """Who wrote this thread's last report: ``{"mode", "lm_sentences", "template_sentences"}``."""
+        stats = self.last_stats
+        written = stats.get("lm_sentences", 0)
+        return {"mode": stats.get("mode"), "lm_sentences": written,
+                "template_sentences": stats.get("sentences", 0) - written}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -216,8 +232,9 @@ class ReportGenerator:
                  boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 40,
                  check: bool = True) -> Report:
         """Write the report of one image (see module docstring); ``use_gaze=False`` leaves the fixation
-        tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread. ``self.last_stats`` holds tokens, seconds, how many sentences
-        the LM wrote and how many fell back to the template."""
+        tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread.
+        ``self.last_stats`` (per thread) holds tokens, seconds, how many sentences the LM wrote and how many
+        fell back to the template."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         array = getattr(image, "array", None)
@@ -237,7 +254,8 @@ class ReportGenerator:
                                               check=check)
         report = Report(*templates.join_sections(units))
         report.evidence = unit_evidence(units, fixations, width, height)
-        self.last_stats = {"tokens": tokens, "seconds": time.perf_counter() - t0, "sentences": len(units),
-                           "lm_sentences": written, "fallback": len(units) - written if mode != "template" else 0,
+        self.last_stats = {"mode": mode, "tokens": tokens, "seconds": time.perf_counter() - t0,
+                           "sentences": len(units), "lm_sentences": written,
+                           "fallback": len(units) - written if mode != "template" else 0,
                            "controls": [u.control for u in units]}
         return report

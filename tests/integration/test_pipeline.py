@@ -9,6 +9,7 @@ import pytest
 from models.cli import main
 from models.imaging import read_image
 from models.pipeline import Pipeline, cached_pipeline
+from models.report.evidence import report_sentences
 from models.schema import load_case
 from models.vocab import FINDINGS, REGION_NAMES
 
@@ -27,6 +28,9 @@ def _check_case(case, width, height):
     assert all(0 <= f.x <= width and 0 <= f.y <= height and f.duration > 0 for f in case.fixations)
     assert sorted(case.coverage["visited"] + case.coverage["missed"]) == sorted(REGION_NAMES)
     assert case.report is not None and case.report.text
+    writer = case.extra["report_writer"]  # tiny_models has a report model: "auto" drafts with Gaze2Report
+    assert writer["mode"] in ("gaze2report", "template")  # the real CR below asks for templates
+    assert writer["lm_sentences"] + writer["template_sentences"] == len(report_sentences(case.report))
     for e in case.report.evidence:
         assert e.box is None or e.box < len(case.boxes)
         assert all(i < len(case.fixations) for i in e.fixations)

@@ -65,8 +65,7 @@ class ReportInferTask(GazeInferTask):
         if fixations:
             case.coverage = coverage(fixations, image.width, image.height)
         case.extra["gaze_source"] = gaze_source
-        stats = generator.last_stats  # who wrote the sentences: the LM, or the template after a refused LM one
-        case.extra["report_writer"] = {"mode": mode, "lm_sentences": stats.get("lm_sentences", 0),
-                                       "template_sentences": stats.get("sentences", 0) - stats.get("lm_sentences", 0)}
+        # Who wrote the sentences: the LM, or the template after the labeler refused the LM's.
+        case.extra["report_writer"] = generator.writer_summary()
         synthetic = findings.synthetic or bool(generator.info.get("synthetic"))
         return case, findings.heatmap(), synthetic
