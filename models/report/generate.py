@@ -167,11 +167,12 @@ class ReportGenerator:
         return torch.tensor([bos + enc], device=self.device)
 
     def write_sentence(self, unit: templates.RenderedSentence, *, prefix_tokens=None, adapters: bool = True,
-                       max_new_tokens: int = 40, check: bool = True) -> tuple[str, bool, int]:
+                       max_new_tokens: int = 40, check: bool = True, avoid=frozenset()) -> tuple[str, bool, int]:
         """The LM's sentence for one unit: greedy first, then up to ``self.samples`` seeded samples, each read
         back by the labeler (:func:`~models.report.sentences.check_sentence`); the unit's template sentence
-        when none says what the unit says. ``check=False`` keeps the greedy sentence unread (the
-        measurement of what the LM does on its own). Returns ``(text, written by the LM, tokens)``."""
+        when none says what the unit says. A sentence in ``avoid`` (already said in this section) is
+        sampled again too. ``check=False`` keeps the greedy sentence unread (the measurement of what the LM
+        does on its own). Returns ``(text, written by the LM, tokens)``."""
         import contextlib
 
         import torch
@@ -189,7 +190,9 @@ class ReportGenerator:
                 out = self._decode(self.lm, ids, prefix_tokens, max_new_tokens, generator)
                 tokens += len(out)
                 text = decode_sentence(self.tokenizer.decode(out, skip_special_tokens=False))
-                if text and (not check or check_sentence(text, unit.statements, default_labeler(), unit.topic) is None):
+                if not text or (check and text in avoid):
+                    continue
+                if not check or check_sentence(text, unit.statements, default_labeler(), unit.topic) is None:
                     return text, True, tokens
         return unit.text, False, tokens
 
@@ -201,9 +204,10 @@ class ReportGenerator:
         tokens = written = 0
         if mode == "template":
             return units, 0, 0
-        for unit in units:
+        for i, unit in enumerate(units):
+            said = {u.text for u in units[:i] if u.section == unit.section}
             text, by_lm, n = self.write_sentence(unit, prefix_tokens=prefix_tokens, adapters=mode == "gaze2report",
-                                                 max_new_tokens=max_new_tokens, check=check)
+                                                 max_new_tokens=max_new_tokens, check=check, avoid=said)
             unit.text = text
             tokens += n
             written += by_lm

@@ -146,4 +146,6 @@ def check_sentence(text: str, statements: Sequence[Statement], labeler, topic: s
         side = next((w for w in ("left", "right") if s.region.startswith(w)), None)
         if side and said and said != side:
             return f"{s.finding}: the plan says {side}, the sentence says {said}"
+        if side and re.search(r"\bbilateral", text.lower()):
+            return f"{s.finding}: the plan says {side}, the sentence says bilateral"
     return None

@@ -46,6 +46,7 @@ NORMAL_FINDINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("heart", ("Cardiomegaly",), "The heart size is normal."),
     ("bones", (), "No acute osseous abnormality."),
 )
+PAIRED_NEGATIVES = NORMAL_FINDINGS[1][1]  # "No pleural effusion or pneumothorax.": one sentence for both
 
 
 @dataclass
@@ -92,7 +93,13 @@ def render_sentences(plan: ReportPlan) -> list[RenderedSentence]:
             said = [negatives[n] for n in names if n in negatives]
             findings.append(RenderedSentence(text, "findings", said, None if said else topic))
         return findings + [RenderedSentence(NORMAL_IMPRESSION, "impression", [], "chest")]
-    findings = [RenderedSentence(statement_sentence(s), "findings", [s]) for s in plan.statements]
+    findings = [RenderedSentence(statement_sentence(s), "findings", [s]) for s in plan.statements
+                if s.finding not in PAIRED_NEGATIVES or s.keyword != NO]
+    paired = [s for s in plan.statements if s.finding in PAIRED_NEGATIVES and s.keyword == NO]
+    if len(paired) == len(PAIRED_NEGATIVES):  # one sentence, as reports say it
+        findings.append(RenderedSentence(NORMAL_FINDINGS[1][2], "findings", paired))
+    else:
+        findings += [RenderedSentence(statement_sentence(s), "findings", [s]) for s in paired]
     impression = [RenderedSentence(impression_sentence(s), "impression", [s]) for s in abnormal]
     return findings + impression
 

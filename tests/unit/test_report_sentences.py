@@ -41,6 +41,7 @@ def test_control_text_orders_statements_and_names_topics():
     ("Left pleural effusion with adjacent consolidation.", "Consolidation: not in the plan"),
     ("Possible left pleural effusion.", "wanted 1, read -1"),
     ("There is a right pleural effusion.", "the plan says left"),
+    ("Bilateral pleural effusions.", "the sentence says bilateral"),
     ("There is a pleural effusion in the left lower zone.", "the sentence says left lower zone"),
     ("Effusion blunting the left costophrenic angle.", None),
     ("The the left pleural effusion.", "a word repeated"),
