@@ -116,6 +116,7 @@ def evaluate(args) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
     m = metrics
-    print(f"{args.mode}: BLEU-4 {m['BLEU-4']:.3f} ROUGE-L {m['ROUGE-L']:.3f} CE F1 micro14 {m['ce_f1_micro14']:.3f} "
-          f"-> {args.json}" + (" (SYNTHETIC data)" if source.synthetic else ""))
+    written = f", LM wrote {run['lm_sentences']}/{run['sentences']} sentences" if args.mode != "template" else ""
+    print(f"{args.mode}: BLEU-4 {m['BLEU-4']:.3f} ROUGE-L {m['ROUGE-L']:.3f} CE F1 micro14 {m['ce_f1_micro14']:.3f}"
+          f"{written} -> {args.json}" + (" (SYNTHETIC data)" if source.synthetic else ""))
     return 0

@@ -68,3 +68,26 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "report.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable model file"):
         ReportGenerator.from_checkpoint(tmp_path)
+
+
+def test_cli_trains_and_evaluates(trained, tmp_path):
+    import json
+
+    from models.cli import main
+
+    ckpt = trained[0]
+    store = ckpt.parent.parent / "phantom"
+    assert main(["train", "report", "--data", str(store), "--out", str(tmp_path / "m"), "--epochs", "1",
+                 "--threads", "1"]) == 0
+    assert (tmp_path / "m" / "report.pt").is_file() and (tmp_path / "m" / "lm" / "config.json").is_file()
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "report", "--data", str(store), "--model", str(ckpt.parent), "--json", str(out),
+                 "--mode", "gaze2report", "--split", "train", "--limit", "3", "--no-meteor", "--no-bertscore"]) == 0
+    result = json.loads(out.read_text())
+    assert result["synthetic"] is True and result["mode"] == "gaze2report"
+    timing = result["timing_cpu"]
+    assert timing["lm_sentences"] + timing["template_fallback_sentences"] == timing["sentences"] > 0
+    assert 0.0 <= result["metrics"]["ce_f1_micro14"] <= 1.0
+    # Bad input: a clear one-line error and exit code 2, no traceback.
+    assert main(["evaluate", "report", "--data", str(store), "--model", str(tmp_path / "none"), "--json",
+                 str(out)]) == 2
