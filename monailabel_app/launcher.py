@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,6 +283,10 @@ def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, aut
     if not settings.studies.startswith(("http://", "https://")):
         image_id = next(iter(CaseStore(settings.studies).ids()), image_id)
     server = ServerProcess(settings, quiet=False)
+    if threading.current_thread() is threading.main_thread():
+        # A service manager (systemd, docker stop) sends SIGTERM: stop the server too, as Ctrl-C does; by
+        # default SIGTERM would end this process and leave the server (its own session) running.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start(timeout=300)
         print(_connection_help(settings, image_id), flush=True)
@@ -290,3 +295,7 @@ def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, aut
         return 0
     finally:
         server.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
