@@ -157,7 +157,7 @@ def iu_part(args, scorer) -> dict:
     from models.report.labeler import default_labeler
     from models.report.prompt import plan_from_labels
     from models.report.sentences import read_references
-    from models.report.templates import join_sections, render
+    from models.report.templates import join_sections, render, render_sentences
     from models.report.train import lm_loss, sentence_texts
 
     reports = iu_reports()
@@ -216,7 +216,7 @@ def iu_part(args, scorer) -> dict:
             "lm_sentence_share": written / max(total, 1),
             "systems": results,
             "lm_timing_cpu": {"tokens_per_s": float(sum(toks) / sum(secs)), "report_latency_s_mean": float(np.mean(secs))},
-            "example": {"controls": [u.control for u in gen.realise(plans[0], mode="prompt")[0]],
+            "example": {"controls": [u.control for u in render_sentences(plans[0])],
                         "reference": refs[0], "generated": lm_out[0]}}
 
 

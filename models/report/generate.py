@@ -71,11 +71,10 @@ class ReportGenerator:
     """
 
     def __init__(self, lm=None, tokenizer=None, prefix=None, *, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
-                 max_length: int = 160, device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
+                 device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
                  samples: int = 4, sample_temperature: float = 0.8, seed: int = 0):
         self.lm, self.tokenizer, self.prefix = lm, tokenizer, prefix
         self.thresholds = thresholds
-        self.max_length = max_length
         self.device = device
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
@@ -124,7 +123,7 @@ class ReportGenerator:
             raise CheckpointError(f"{ckpt_path}: weights do not match the report model ({type(e).__name__}: {e})") from None
         info = {"synthetic": ckpt.get("synthetic", False), "dataset": ckpt.get("dataset"),
                 "use_gaze": config.get("use_gaze", True), "path": str(ckpt_path)}
-        return cls(peft_lm.to(dev).eval(), tokenizer, prefix.to(dev).eval(), max_length=config.get("max_length", 160),
+        return cls(peft_lm.to(dev).eval(), tokenizer, prefix.to(dev).eval(),
                    device=str(dev), info=info, **kwargs)
 
     # ------------------------------------------------------------------ planning

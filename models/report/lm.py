@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from models.report.evidence import split_sentences
+
 PAD, BOS, EOS, UNK, SEP = "[PAD]", "[BOS]", "[EOS]", "[UNK]", "[SEP]"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, SEP)
 # Attention/MLP linear layers LoRA adapts, per transformers ``model_type``; unknown types fall back to every
@@ -61,8 +63,7 @@ def decode_sentence(text: str) -> str:
         return ""  # a word the tokenizer never saw: not a sentence to show
     for token in (EOS, PAD, BOS, SEP):
         text = text.replace(token, " ")
-    tidy = _tidy(text)
-    first = re.split(r"(?<=[.!?])\s+", tidy)[0] if tidy else ""
+    first = next(iter(split_sentences(_tidy(text))), "")
     return first if first.endswith(".") else (f"{first}." if first else "")
 
 

@@ -53,10 +53,6 @@ class ReportPlan:
     def abnormal(self) -> list[Statement]:
         return [s for s in self.statements if s.keyword != NO]
 
-    def prompt_text(self) -> str:
-        """``"likely cardiomegaly @ heart ; possible pleural effusion @ left costophrenic angle ; no
-        pneumothorax"``; ``"normal"`` when nothing is abnormal and no negatives are listed."""
-        return " ; ".join(s.prompt_words() for s in self.statements) or "normal"
 
 
 def control_text(section: str, statements: Sequence[Statement] = (), topic: str | None = None) -> str:

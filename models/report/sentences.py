@@ -143,7 +143,7 @@ def check_sentence(text: str, statements: Sequence[Statement], labeler, topic: s
             continue
         if named and named != s.region:  # the evidence would point elsewhere than the sentence
             return f"{s.finding}: the plan says {s.region}, the sentence says {named}"
-        side = next((w for w in ("left", "right") if s.region.startswith(w)), None)
+        side = side_of(s.region)
         if side and said and said != side:
             return f"{s.finding}: the plan says {side}, the sentence says {said}"
         if side and re.search(r"\bbilateral", text.lower()):

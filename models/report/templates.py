@@ -39,14 +39,16 @@ IMPRESSION_NAMES = {"Lung Lesion": "pulmonary nodule", "Support Devices": "suppo
                     "Enlarged Cardiomediastinum": "widened mediastinum", "Lung Opacity": "lung opacity",
                     "Pleural Other": "pleural thickening"}
 NORMAL_IMPRESSION = "No acute cardiopulmonary abnormality."
+# Two negatives reports say in one sentence, in normal and abnormal reports alike.
+PAIRED_NEGATIVES = ("Pneumothorax", "Pleural Effusion")
+PAIRED_SENTENCE = "No pleural effusion or pneumothorax."
 # A normal report: (topic, findings of the plan's negatives the sentence states, sentence).
 NORMAL_FINDINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("lungs", (), "The lungs are clear."),
-    ("pleura", ("Pneumothorax", "Pleural Effusion"), "No pleural effusion or pneumothorax."),
+    ("pleura", PAIRED_NEGATIVES, PAIRED_SENTENCE),
     ("heart", ("Cardiomegaly",), "The heart size is normal."),
     ("bones", (), "No acute osseous abnormality."),
 )
-PAIRED_NEGATIVES = NORMAL_FINDINGS[1][1]  # "No pleural effusion or pneumothorax.": one sentence for both
 
 
 @dataclass
@@ -97,7 +99,7 @@ def render_sentences(plan: ReportPlan) -> list[RenderedSentence]:
                 if s.finding not in PAIRED_NEGATIVES or s.keyword != NO]
     paired = [s for s in plan.statements if s.finding in PAIRED_NEGATIVES and s.keyword == NO]
     if len(paired) == len(PAIRED_NEGATIVES):  # one sentence, as reports say it
-        findings.append(RenderedSentence(NORMAL_FINDINGS[1][2], "findings", paired))
+        findings.append(RenderedSentence(PAIRED_SENTENCE, "findings", paired))
     else:
         findings += [RenderedSentence(statement_sentence(s), "findings", [s]) for s in paired]
     impression = [RenderedSentence(impression_sentence(s), "impression", [s]) for s in abnormal]

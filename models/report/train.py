@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-
 from models.report.corpus import TextReport
 from models.report.lm import sequence_text
 from models.report.prompt import ReportPlan, plan_from_labels

@@ -12,6 +12,7 @@ from models.report.generate import ReportGenerator
 from models.report.graph import EDGE_TYPES, build_adjacency
 from models.report.labeler import label_report
 from models.report.prompt import build_plan, keyword_for
+from models.report.templates import render_sentences
 from models.schema import Box, Case, Fixation, ImageRef
 
 W = H = 400
@@ -49,7 +50,9 @@ def test_keywords_and_plan_regions():
     assert by["Pleural Effusion"].fixations == [2, 3]
     assert by["Pneumothorax"].keyword == "no"
     assert "Edema" not in by  # non-routine negatives stay out of the report
-    assert plan.prompt_text().startswith("likely cardiomegaly @ heart ; possible pleural effusion @ left costophrenic angle")
+    controls = [u.control for u in render_sentences(plan)]
+    assert controls[:2] == ["findings : likely cardiomegaly @ heart",
+                            "findings : possible pleural effusion @ left costophrenic angle"]
 
 
 def test_template_is_deterministic_and_reads_back():
