@@ -11,17 +11,19 @@ upload becomes an HTTP 4xx or a CLI error, never a traceback.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.strict_json import JSONValueError, check_value, loads
 from models.vocab import FINDINGS, LABEL_VALUES, REGION_NAMES, canonical_finding
 
 SCHEMA = "gazelabel.case/1"
 # Points may sit this far outside the image (eye-tracker noise at the border) before they are an error.
 EDGE_TOLERANCE_PX = 0.5
+# ``extra`` holds dataset fields and model outputs: plain JSON, nested at most this deep.
+EXTRA_MAX_DEPTH = 16
 
 
 class CaseError(ValueError):
@@ -29,12 +31,12 @@ class CaseError(ValueError):
 
 
 def _number(value: Any, where: str, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CaseError(f"{where}: expected a number, got {value!r}") from None
-    value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise CaseError(f"{where}: expected a number, got {value!r}"[:300])
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CaseError(f"{where}: expected a number, got {value!r}"[:300]) from None
     if not math.isfinite(value):
         raise CaseError(f"{where}: must be a finite number, got {value}")
     if minimum is not None and value < minimum:
@@ -46,6 +48,28 @@ def _mapping(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise CaseError(f"{where}: expected an object, got {type(value).__name__}")
     return value
+
+
+def _text(value: Any, where: str, *, optional: bool = True) -> str | None:
+    """A string field (None allowed when ``optional``); numbers and nested values are refused."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise CaseError(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise CaseError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _region(value: Any, where: str) -> str | None:
+    region = _text(value, where)
+    if region is not None and region not in REGION_NAMES:
+        raise CaseError(f"{where}: unknown region {region!r}")
+    return region
 
 
 @dataclass
@@ -69,7 +93,11 @@ class ImageRef:
             if not isinstance(spacing, (list, tuple)) or len(spacing) != 2:
                 raise CaseError(f"{where}.spacing_mm: expected [row, column] in mm, got {spacing!r}")
             spacing = tuple(_number(s, f"{where}.spacing_mm", minimum=0) for s in spacing)
-        return cls(str(d.get("path", "")), width, height, spacing, d.get("view"), bool(d.get("synthetic", False)))
+        synthetic = d.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise CaseError(f"{where}.synthetic: expected true or false, got {synthetic!r}")
+        return cls(_text(d.get("path", ""), f"{where}.path", optional=False), width, height, spacing,
+                   _text(d.get("view"), f"{where}.view"), synthetic)
 
 
 @dataclass
@@ -117,9 +145,7 @@ class Box:
         x1, y1, x2, y2 = (_number(d.get(k), f"{where}.{k}") for k in ("x1", "y1", "x2", "y2"))
         if x2 <= x1 or y2 <= y1:
             raise CaseError(f"{where}: needs x1 < x2 and y1 < y2, got ({x1}, {y1}, {x2}, {y2})")
-        region = d.get("region")
-        if region is not None and region not in REGION_NAMES:
-            raise CaseError(f"{where}.region: unknown region {region!r}")
+        region = _region(d.get("region"), f"{where}.region")
         score = d.get("score")
         return cls(finding, x1, y1, x2, y2, region, None if score is None else _number(score, f"{where}.score"))
 
@@ -148,13 +174,11 @@ class Evidence:
             except KeyError as e:
                 raise CaseError(f"{where}.finding: {e.args[0]}") from None
         box = d.get("box")
-        fix = d.get("fixations") or []
-        if not isinstance(fix, list):
-            raise CaseError(f"{where}.fixations: expected a list of indices")
+        fix = _list(d.get("fixations") or [], f"{where}.fixations")
         return cls(
             int(_number(d.get("sentence", 0), f"{where}.sentence", minimum=0)),
             finding,
-            d.get("region"),
+            _region(d.get("region"), f"{where}.region"),
             None if box is None else int(_number(box, f"{where}.box", minimum=0)),
             [int(_number(i, f"{where}.fixations", minimum=0)) for i in fix],
         )
@@ -176,12 +200,10 @@ class Report:
         if isinstance(d, str):  # a bare string is the findings section
             return cls(findings=d)
         d = _mapping(d, where)
-        ev = d.get("evidence") or []
-        if not isinstance(ev, list):
-            raise CaseError(f"{where}.evidence: expected a list")
+        ev = _list(d.get("evidence") or [], f"{where}.evidence")
         return cls(
-            str(d.get("findings") or ""),
-            str(d.get("impression") or ""),
+            _text(d.get("findings"), f"{where}.findings") or "",
+            _text(d.get("impression"), f"{where}.impression") or "",
             [Evidence.from_dict(e, f"{where}.evidence[{i}]") for i, e in enumerate(ev)],
         )
 
@@ -264,8 +286,17 @@ class Case:
             raise CaseError("boxes: expected a list")
         readers = {str(k): fixation_list(v, f"readers[{k!r}]") for k, v in _mapping(d.get("readers") or {}, "readers").items()}
         report = d.get("report")
-        coverage = _mapping(d.get("coverage") or {}, "coverage")
+        coverage = {
+            str(k): [_text(r, f"coverage[{k!r}][{i}]", optional=False) for i, r in enumerate(_list(v, f"coverage[{k!r}]"))]
+            for k, v in _mapping(d.get("coverage") or {}, "coverage").items()
+        }
         src = _mapping(d.get("source") or {}, "source")
+        source = Source(*(_text(src.get(k), f"source.{k}") for k in ("dataset", "ref", "model")))
+        extra = _mapping(d.get("extra") or {}, "extra")
+        try:
+            check_value(extra, "extra", max_depth=EXTRA_MAX_DEPTH)
+        except JSONValueError as e:
+            raise CaseError(str(e)) from None
         case = cls(
             id=case_id,
             image=image,
@@ -275,9 +306,9 @@ class Case:
             fixations=fixation_list(d.get("fixations") or [], "fixations"),
             readers=readers,
             report=None if report is None else Report.from_dict(report),
-            coverage={str(k): [str(r) for r in v] for k, v in coverage.items()},
-            source=Source(src.get("dataset"), src.get("ref"), src.get("model")),
-            extra=dict(d.get("extra") or {}),
+            coverage=coverage,
+            source=source,
+            extra=dict(extra),
         )
         case.validate()
         return case
@@ -327,11 +358,11 @@ def load_case(path: str | Path) -> Case:
     """Read a case JSON file; CaseError names the file and the field on failure."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = loads(path.read_bytes(), str(path), max_bytes=None, expect=None)
     except FileNotFoundError:
         raise CaseError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CaseError(f"{path}: not valid JSON ({e})") from None
+    except JSONValueError as e:
+        raise CaseError(str(e)) from None
     try:
         return Case.from_dict(data)
     except CaseError as e:
@@ -339,7 +370,7 @@ def load_case(path: str | Path) -> Case:
 
 
 def save_case(case: Case, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(case.to_dict(), indent=1))
-    return path
+    """Write a case JSON file atomically (a crash leaves the previous version, never a torn file)."""
+    from models.files import atomic_json
+
+    return atomic_json(path, case.to_dict())

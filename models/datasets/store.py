@@ -13,14 +13,19 @@ An annotator's label supersedes the dataset record of the same image: they are t
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from models.datasets.base import CaseSource, DatasetError
+from models.files import atomic_json
 from models.imaging import LoadedImage, read_image, write_dicom, write_png
 from models.schema import Case, CaseError, load_case, save_case
 
+logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".dcm", ".jpg", ".jpeg", ".nii.gz", ".nii")
 MANIFEST = "dataset.json"
 
@@ -74,6 +79,17 @@ class CaseStore:
     def has_label(self, image_id: str, tag: str = "final") -> bool:
         return self.label_path(image_id, tag).exists()
 
+    def quarantine(self, path: Path, reason: str) -> Path:
+        """Move an unreadable label or record out of the way, to ``quarantine/<folder>/<name>.<time>``, and
+        log why: one corrupt file must never block the listing or a training of the whole store."""
+        path = Path(path)
+        rel = path.resolve().relative_to(self.root.resolve())
+        dest = self.root / "quarantine" / rel.parent / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        logger.warning(f"{path}: {reason}; moved to {dest}")
+        return dest
+
     def case(self, image_id: str, *, prefer_label: bool = True) -> Case:
         """The annotator's label if there is one (and ``prefer_label``), else the dataset record, else an
         empty case for the image. ``case.image.path`` is set to the image's absolute path."""
@@ -111,9 +127,7 @@ class CaseStore:
     def write_manifest(self, **fields) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         man = {**self.manifest, **fields}
-        path = self.root / MANIFEST
-        path.write_text(json.dumps(man, indent=1))
-        return path
+        return atomic_json(self.root / MANIFEST, man)
 
     def add(self, case: Case, array: np.ndarray, *, fmt: str = "png", dicom_kwargs: dict | None = None) -> Path:
         """Write an image (``(H, W)`` in [0, 1]) and its record; sets ``case.image`` path and size."""

@@ -129,7 +129,8 @@ def load_lm(path: str | Path):
         raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        # safetensors only: a pickled pytorch_model.bin could run code when loaded.
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True)
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: cannot load a causal LM and its tokenizer ({type(e).__name__}: {e})") from None
     ensure_special_tokens(model, tokenizer)
