@@ -13,30 +13,38 @@ Start it with ``gazelabel serve`` (hardened server, see ``monailabel_app/launche
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from monailabel.config import settings
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.exception import ImageNotFoundException
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
+from models.files import remove_partials
 from models.runtime import home
 from models.vocab import FINDINGS
 from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
 from monailabel_app.lib.configs.models import TASK_NAMES, ModelCache
 from monailabel_app.lib.datastores.local import CaseDatastore
 from monailabel_app.lib.datastores.records import Records
+from monailabel_app.lib.ids import check_id
+from monailabel_app.lib.sessions import SafeSessions
 from monailabel_app.lib.infers.classifier import ClassifierInferTask
 from monailabel_app.lib.infers.pipeline import PipelineInferTask
 from monailabel_app.lib.infers.report import ReportInferTask
 from monailabel_app.lib.infers.scanpath import ScanpathInferTask
 from monailabel_app.lib.scoring.uncertainty import UncertaintyScoring
-from monailabel_app.lib.trainers.family import FamilyTrainTask, finite
+from monailabel_app.lib.trainers.family import FamilyTrainTask, clean_stale_training, finite
 
 class GazeLabelApp(MONAILabelApp):
     def __init__(self, app_dir, studies, conf):
         conf = conf or {}
         self.models_dir = Path(conf.get("models_dir") or home() / "models").resolve()
+        # Leftovers of trainings and checkpoint writes that were killed (their processes are gone).
+        clean_stale_training(self.models_dir / ".training")
+        remove_partials(self.models_dir, older_than_s=600, recursive=False)
         self.models = ModelCache(self.models_dir)
         self.records: Records | None = None  # set by init_datastore, which the base constructor calls first
         super().__init__(
@@ -73,12 +81,47 @@ class GazeLabelApp(MONAILabelApp):
         client = DICOMwebClientX(url=url, session=session, qido_url_prefix=settings.MONAI_LABEL_QIDO_PREFIX,
                                  wado_url_prefix=settings.MONAI_LABEL_WADO_PREFIX,
                                  stow_url_prefix=settings.MONAI_LABEL_STOW_PREFIX)
-        cache = Path(self.conf.get("dicomweb_cache") or home() / "dicomweb_cache" / hashlib.md5(url.encode()).hexdigest())
+        cache = Path(self.conf.get("dicomweb_cache") or home() / "dicomweb_cache" / hashlib.md5(url.encode(), usedforsecurity=False).hexdigest())
         self.records = Records(str(cache))
         return DicomwebCaseDatastore(client, str(cache))
 
+    def _load_sessions(self, load=False):
+        if not load:
+            return None
+        return SafeSessions(settings.MONAI_LABEL_SESSION_PATH, settings.MONAI_LABEL_SESSION_EXPIRY)
+
     def _record(self, image_id: str):
         return self.records.case(image_id)
+
+    def image_roots(self) -> list[str]:
+        """The folders an inference may read an image from: the store (or DICOMweb cache), the session
+        store and the upload folder. Anything else in ``request["image"]`` is refused."""
+        from monailabel_app.routes import upload_dir
+
+        roots = [str(self.records.store.root), str(upload_dir())]
+        if self._sessions is not None:
+            roots.append(self._sessions.store_path)
+        return [os.path.realpath(r) for r in roots]
+
+    def infer(self, request, datastore=None):
+        """MONAI Label's infer with one more rule: ``request["image"]`` is an image id of the datastore, or a
+        file that the GazeLabel routes resolved inside :meth:`image_roots`; never any other path.
+
+        MONAI Label 0.8.5 treats an existing path as a path, so ``image`` (or ``params.image``) could name
+        any file the server can read, and a safe-looking id could name a file in the working directory."""
+        image = request.get("image")
+        if not isinstance(image, str) or not image:
+            raise ImageNotFoundException("infer: no image given")
+        if os.path.isabs(image):
+            real = os.path.realpath(image)
+            if not any(os.path.commonpath([root, real]) == root for root in self.image_roots()):
+                raise ImageNotFoundException(f"no image with id {image!r} in the datastore")
+        else:
+            uri = (datastore or self.datastore()).get_image_uri(check_id(image))
+            if not uri:
+                raise ImageNotFoundException(f"no image with id {image!r} in the datastore")
+            request = {**request, "image": uri}
+        return super().infer(request, datastore)
 
     def init_infers(self):
         return {

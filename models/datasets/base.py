@@ -14,7 +14,7 @@ class DatasetError(ValueError):
 
 def hash_split(case_id: str, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> str:
     """Deterministic train/val/test assignment from the id alone (stable across machines and runs)."""
-    u = int(hashlib.sha1(case_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    u = int(hashlib.sha1(case_id.encode(), usedforsecurity=False).hexdigest()[:8], 16) / 0xFFFFFFFF
     if u < fractions[0]:
         return "train"
     return "val" if u < fractions[0] + fractions[1] else "test"

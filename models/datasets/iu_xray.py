@@ -26,9 +26,11 @@ from __future__ import annotations
 import importlib.util
 import re
 import tarfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from models.datasets.base import CaseSource, DatasetError, hash_split
 from models.schema import Case, ImageRef, Report, Source
@@ -96,8 +98,8 @@ def _text(element) -> str:
 
 def parse_report(xml_bytes: bytes, where: str) -> IUReport:
     try:
-        root = ET.fromstring(xml_bytes)
-    except ET.ParseError as e:
+        root = SafeET.fromstring(xml_bytes)  # no entity expansion or external entities
+    except (SafeET.ParseError, DefusedXmlException) as e:
         raise DatasetError(f"{where}: not valid XML ({e})") from None
     uid_el = root.find("uId")
     uid = uid_el.get("id", "") if uid_el is not None else ""

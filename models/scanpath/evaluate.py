@@ -238,7 +238,7 @@ def format_table(summary: dict, metrics: Sequence[str] = ("mm_mean", "cc", "iou_
 def _case_rng(case_id: str, seed: int) -> np.random.Generator:
     import hashlib
 
-    return np.random.default_rng([seed, int(hashlib.sha1(case_id.encode()).hexdigest()[:8], 16)])
+    return np.random.default_rng([seed, int(hashlib.sha1(case_id.encode(), usedforsecurity=False).hexdigest()[:8], 16)])
 
 
 def baseline_systems(train_cases: Sequence[Case], *, slots: int | None = None, seed: int = 0, classifier=None) -> dict[str, System]:

@@ -156,7 +156,8 @@ class GazeLabelClient:
         if self._auth_header:
             request.add_header("Authorization", self._auth_header)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            # The scheme is http(s), checked in __init__.
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # nosec B310
                 return response.read(), {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", "replace").strip()
