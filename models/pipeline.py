@@ -79,21 +79,27 @@ class Pipeline:
                 "train them with `gazelabel train classifier|scanpath|report`"
             )
         classifier = scanpath = report = None
-        synthetic = False
         if "classifier" in paths:
             from models.classifier.predict import ClassifierPredictor
 
             classifier = ClassifierPredictor.from_checkpoint(paths["classifier"], device=device)
-            synthetic |= bool(getattr(classifier, "synthetic", False))
         if "scanpath" in paths:
             from models.scanpath.predict import ScanpathPredictor
 
             scanpath = ScanpathPredictor.from_checkpoint(paths["scanpath"], device=device)
-            synthetic |= bool((scanpath.info.get("dataset") or {}).get("synthetic", False))
         if "report" in paths:
             from models.report.generate import ReportGenerator
 
             report = ReportGenerator.from_checkpoint(paths["report"], device=device)
+        return cls.from_predictors(classifier, scanpath, report)
+
+    @classmethod
+    def from_predictors(cls, classifier=None, scanpath=None, report=None) -> "Pipeline":
+        """Chain already loaded models (a server keeps them cached per family); any may be None."""
+        synthetic = bool(getattr(classifier, "synthetic", False))
+        if scanpath is not None:
+            synthetic |= bool((scanpath.info.get("dataset") or {}).get("synthetic", False))
+        if report is not None:
             synthetic |= bool(report.info.get("synthetic", False))
         return cls(classifier, scanpath, report, trained_on_synthetic=synthetic)
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import requests
 
+from models.files import atomic_json, atomic_write
+
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parent
 STUDY_EXTENSIONS = ["*.png", "*.dcm", "*.jpg", "*.jpeg"]
@@ -93,10 +95,8 @@ def log_config(path: Path, log_file: Path) -> Path:
         "root": {"level": "INFO", "handlers": ["console", "file"]},
         "loggers": {"uvicorn.access": {"level": "WARNING"}, "filelock": {"level": "WARNING"}},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=1))
-    return path
+    return atomic_json(path, config)
 
 
 def server_command(s: ServerSettings) -> list[str]:
@@ -128,6 +128,10 @@ def server_environment(s: ServerSettings, base: dict[str, str] | None = None) ->
         # Not MONAI_LABEL_CORS_ORIGINS: 0.8.5's start_server crashes when it is set (json.dumps of AnyHttpUrl).
         # GuardMiddleware refuses requests (and CORS preflights) from other origins before CORS runs.
         "MONAI_LABEL_SESSION_PATH": str(s.work_dir / "sessions"),
+        # Private folders for spooled uploads and third-party temporary files, emptied at each start.
+        "GAZELABEL_UPLOAD_DIR": str(s.work_dir / "uploads"),
+        "GAZELABEL_TMP_DIR": str(s.work_dir / "tmp"),
+        "TMPDIR": str(s.work_dir / "tmp"),
         "GAZELABEL_ALLOWED_ORIGINS": ",".join(origins),
         "GAZELABEL_INFER_WORKERS": str(s.infer_workers),
         "HF_HUB_OFFLINE": "1",
@@ -174,13 +178,15 @@ class ServerProcess:
 
     def start(self, timeout: float = 180.0) -> "ServerProcess":
         command = server_command(self.settings)  # creates work_dir/logs
+        for private in ("uploads", "tmp"):
+            (self.settings.work_dir / private).mkdir(mode=0o700, exist_ok=True)
         with open(self.log_file, "ab") if self.quiet else open(os.devnull, "rb") as out:
             self.process = subprocess.Popen(
                 command, env=server_environment(self.settings), cwd=self.settings.work_dir,
                 stdout=out if self.quiet else None, stderr=subprocess.STDOUT if self.quiet else None,
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(self.process.pid))
+        atomic_write(self.pid_file, str(self.process.pid))
         self.wait_ready(timeout)
         return self
 

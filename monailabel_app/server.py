@@ -21,18 +21,18 @@ Settings come from environment variables, which the launcher sets before this mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-import json
 import os
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from monailabel import app as ml_app
-from monailabel.endpoints import activelearning, batch_infer, datastore, info, logs, model, ohif, proxy, scoring, session, train
+from monailabel.endpoints import activelearning, batch_infer, datastore, info, logs, model, scoring, session, train
 from monailabel.endpoints import infer as ml_infer
 from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException, MONAILabelException
 from monailabel.interfaces.utils.app import app_instance
@@ -40,12 +40,16 @@ from monailabel.interfaces.utils.app import app_instance
 from models.imaging import ImageError
 from models.runtime import CheckpointError
 from models.schema import CaseError
+from models.strict_json import JSONValueError
 
-from .lib.ids import UnsafeIdError
-from .security import AuthConfig, GuardMiddleware
+from . import routes
+from .lib.ids import ID_PATTERN, UnsafeIdError
+from .parsing import RequestError
+from .security import NAMED_KINDS, AuthConfig, FailureLimiter, GuardMiddleware, client_address, fastapi_rules, rules_of
 
-# MONAI Label endpoint modules served here (not wsi_infer: pathology; not login: Keycloak only, replaced below).
-ROUTERS = (info, model, ml_infer, batch_infer, train, activelearning, scoring, datastore, logs, ohif, proxy, session)
+# MONAI Label endpoint modules served here (not wsi_infer: pathology; not login: Keycloak only, replaced below;
+# not ohif and proxy: a segmentation viewer and an open pass-through to the PACS, neither used by GazeLabel).
+ROUTERS = (info, model, batch_infer, train, activelearning, scoring, datastore, logs, session, ml_infer)
 # Routers whose 0.8.5 handlers are `async def` but do blocking work (models, files, subprocess start).
 BLOCKING_PREFIXES = ("/info", "/model", "/batch", "/train", "/activelearning", "/scoring", "/datastore", "/session")
 INFER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("GAZELABEL_INFER_WORKERS", "2"))))
@@ -53,6 +57,9 @@ INFER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("GAZELABEL_IN
 MODEL_PREFIXES = ("/infer", "/activelearning", "/scoring", "/batch")
 INFER_THREADS = max(1, int(os.environ.get("GAZELABEL_INFER_THREADS", "1")))
 AUTH = AuthConfig.from_env()
+# Failed logins (POST /auth/token, bad credentials on any route) per client address before 429.
+LOGIN_LIMITER = FailureLimiter(max_failures=int(os.environ.get("GAZELABEL_LOGIN_MAX_FAILURES", "10")),
+                               window_s=float(os.environ.get("GAZELABEL_LOGIN_WINDOW_S", "60")))
 
 
 def _csv(name: str) -> list[str]:
@@ -86,8 +93,15 @@ def _in_threadpool(endpoint, limit_threads: bool = False):
     return run
 
 
+@contextlib.contextmanager
+def _infer_slot():
+    """At most GAZELABEL_INFER_WORKERS inferences at once, each with GAZELABEL_INFER_THREADS torch threads."""
+    with INFER_SLOTS:
+        _limit_torch_threads()
+        yield
+
+
 def infer(
-    background_tasks: BackgroundTasks,
     model: str,
     image: str = "",
     session_id: str = "",
@@ -96,82 +110,133 @@ def infer(
     label: UploadFile = File(None),
     output: Optional[ml_infer.ResultType] = None,
 ):
-    """``POST /infer/{model}``: MONAI Label's inference in a worker thread, at most GAZELABEL_INFER_WORKERS at once.
+    """``POST /infer/{model}``: one inference in a worker thread (see :func:`monailabel_app.routes.run_infer`).
 
-    ``output=image|all`` asks the task for the heatmap label image (``params["heatmap"] = true``); JSON only
-    otherwise. Model outputs are never saved as labels here (``save_label`` is dropped)."""
-    try:
-        request_params = json.loads(params) if params else {}
-    except json.JSONDecodeError as e:
-        raise HTTPException(status_code=400, detail=f"params: not valid JSON ({e})") from None
-    if not isinstance(request_params, dict):
-        raise HTTPException(status_code=400, detail="params: expected a JSON object")
-    request_params.pop("save_label", None)
-    request_params["heatmap"] = output in (ml_infer.ResultType.image, ml_infer.ResultType.all)
-    if image and not file and not session_id and not app_instance().datastore().get_image_uri(image):
-        raise HTTPException(status_code=404, detail=f"no image with id {image!r} in the datastore")
-    with INFER_SLOTS:
-        _limit_torch_threads()
-        return ml_infer.run_inference(background_tasks, model, image, session_id, json.dumps(request_params), file, label, output)
+    ``output=image|all`` asks the task for the heatmap label image; JSON only otherwise. Model outputs are
+    never saved as labels here."""
+    return routes.run_infer(model, image, session_id, params, file, label, output, before_run=_infer_slot)
+
+
+def _own_routes() -> dict[tuple[str, str], Callable]:
+    """(method, path) -> GazeLabel's endpoint, for the MONAI Label routes this server answers itself."""
+    own = {(m, r.path): r.endpoint for r in routes.router.routes for m in r.methods}
+    own[("POST", "/infer/{model}")] = infer
+    return own
+
+
+# MONAI Label routes not served at all (deprecated duplicates of routes served above).
+DROPPED = {("PUT", "/datastore/"), ("DELETE", "/datastore/")}
 
 
 def gazelabel_router() -> APIRouter:
-    """MONAI Label's routes, with ``POST /infer/{model}`` replaced and blocking handlers moved to the threadpool."""
+    """MONAI Label's routes with GazeLabel's own file-handling endpoints in their place, and the blocking
+    handlers moved to the threadpool."""
     router = APIRouter()
+    own = _own_routes()
     for module in ROUTERS:
         for route in module.router.routes:
-            endpoint = route.endpoint
-            if route.path == "/infer/{model}":
-                endpoint = infer
-            elif route.path.startswith(BLOCKING_PREFIXES) and inspect.iscoroutinefunction(endpoint):
-                endpoint = _in_threadpool(endpoint, limit_threads=route.path.startswith(MODEL_PREFIXES))
-            router.add_api_route(
-                route.path, endpoint, methods=sorted(route.methods), name=route.name, summary=route.summary,
-                description=route.description, tags=route.tags, responses=route.responses,
-                include_in_schema=route.include_in_schema, deprecated=route.deprecated,
-                response_class=route.response_class, dependencies=route.dependencies,
-            )
+            for method in sorted(route.methods):
+                if (method, route.path) in DROPPED:
+                    continue
+                endpoint = own.get((method, route.path))
+                if endpoint is None:
+                    endpoint = route.endpoint
+                    if route.path.startswith(BLOCKING_PREFIXES) and inspect.iscoroutinefunction(endpoint):
+                        endpoint = _in_threadpool(endpoint, limit_threads=route.path.startswith(MODEL_PREFIXES))
+                router.add_api_route(
+                    route.path, endpoint, methods=[method], name=route.name, summary=route.summary,
+                    description=route.description, tags=route.tags, responses=route.responses,
+                    include_in_schema=route.include_in_schema, deprecated=route.deprecated,
+                    response_class=route.response_class,
+                    dependencies=[] if endpoint is not route.endpoint else route.dependencies,
+                )
     return router
 
 
 app = FastAPI(title="GazeLabel (MONAI Label 0.8.5)", openapi_url="/openapi.json", docs_url=None, redoc_url="/docs",
               lifespan=ml_app.lifespan)
 app.mount("/static", StaticFiles(directory=Path(ml_app.__file__).parent / "endpoints" / "static"), name="static")
-app.include_router(gazelabel_router())
+ROUTER = gazelabel_router()
 
 
 # ---------------------------------------------------------------------------------------------- auth routes
-@app.get("/auth/", include_in_schema=False)
+@ROUTER.get("/auth/", include_in_schema=False)
 def auth_enabled():
     return {"enabled": AUTH.mode is not None, "mode": AUTH.mode, "client_id": "gazelabel", "realm": "GazeLabel"}
 
 
-@app.post("/auth/token", summary="Exchange user/password (or the server token as password) for a bearer token")
+@ROUTER.post("/auth/token", summary="Exchange user/password (or the server token as password) for a bearer token")
 async def auth_token(request: Request):
-    form = await request.form()
     if AUTH.mode is None:
         return {"access_token": None, "token_type": None}
+    client = client_address(request.scope)
+    wait = LOGIN_LIMITER.retry_after(client)
+    if wait:
+        raise HTTPException(status_code=429, detail=f"too many failed logins from {client}; try again in {wait} s",
+                            headers={"Retry-After": str(wait)})
+    form = await request.form()
     token = AUTH.exchange(str(form.get("username", "")), str(form.get("password", "")))
     if token is None:
+        LOGIN_LIMITER.failed(client)
         raise HTTPException(status_code=401, detail="wrong user name or password")
     return {"access_token": token, "token_type": "Bearer"}
 
 
-@app.get("/auth/token/valid", summary="200 when the request's credentials are accepted")
+@ROUTER.get("/auth/token/valid", summary="200 when the request's credentials are accepted")
 def auth_token_valid():
     return {"username": AUTH.username or ("token" if AUTH.token else "anonymous")}
+
+
+app.include_router(ROUTER)
+
+
+def _openapi_with_rules(base=app.openapi):
+    """The OpenAPI schema with the guard's rules written in (id patterns, UUID session ids, booleans), so
+    clients and fuzzers know what is accepted before they are refused."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = base()
+    try:
+        instance = app_instance()
+        names = {"/infer/": instance._infers, "/model/": instance._infers, "/train/": instance._trainers,
+                 "/activelearning/": instance._strategies, "/scoring/": instance._scoring_methods}
+    except Exception:  # the app is not up yet: no task names to offer
+        names = {}
+    kinds = {"id": {"type": "string", "pattern": ID_PATTERN, "maxLength": 128},
+             "session": {"type": "string", "format": "uuid"}, "bool": {"type": "boolean"}}
+    for route in ROUTER.routes:
+        rules = rules_of(route.endpoint, route.path)
+        for method in route.methods:
+            operation = schema["paths"].get(route.path, {}).get(method.lower(), {})
+            for param in operation.get("parameters", []):
+                declared = rules.path if param.get("in") == "path" else rules.query
+                kind = declared.get(param["name"]) or NAMED_KINDS.get(param["name"])
+                if kind in kinds:
+                    default = param.get("schema", {}).get("default")
+                    param["schema"] = {**kinds[kind], **({"default": default} if default not in (None, "") else {})}
+                tasks = next((sorted(v) for k, v in names.items() if route.path.startswith(k)), None)
+                if param.get("in") == "path" and param["name"] in ("model", "strategy", "method") and tasks:
+                    param["schema"] = {"type": "string", "enum": tasks}
+    app.openapi_schema = schema
+    return schema
+
+
+app.openapi = _openapi_with_rules
 
 
 # ---------------------------------------------------------------------------------------------- errors
 def _handler(status: int):
     def handle(request: Request, exc: Exception) -> JSONResponse:
         detail = exc.msg if isinstance(exc, MONAILabelException) else str(exc) or type(exc).__name__
-        return JSONResponse(status_code=status, content={"detail": detail})
+        return JSONResponse(status_code=getattr(exc, "status", status) if isinstance(exc, RequestError) else status,
+                            content={"detail": detail})
 
     return handle
 
 
 ERROR_STATUS = {
+    RequestError: 400,
+    JSONValueError: 400,
     UnsafeIdError: 400,
     ImageError: 422,
     CaseError: 422,
@@ -188,7 +253,14 @@ for _exc, _status in ERROR_STATUS.items():
 app.add_middleware(
     GuardMiddleware,
     auth=AUTH,
+    route_rules=fastapi_rules(ROUTER),
+    limiter=LOGIN_LIMITER,
     allowed_origins=_csv("GAZELABEL_ALLOWED_ORIGINS"),
     allowed_hosts=_csv("GAZELABEL_ALLOWED_HOSTS"),
     max_upload_mb=float(os.environ.get("GAZELABEL_MAX_UPLOAD_MB", "512")),
 )
+
+# A server killed mid-request leaves its spooled uploads and temporary files behind; nothing is in flight yet.
+routes.clean_folder(routes.upload_dir())
+if os.environ.get("GAZELABEL_TMP_DIR"):  # the private TMPDIR the launcher gives the server
+    routes.clean_folder(Path(os.environ["GAZELABEL_TMP_DIR"]))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,16 +20,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     auth = p.add_mutually_exclusive_group()
-    auth.add_argument("--auth-token", default=os.environ.get("GAZELABEL_AUTH_TOKEN") or None, metavar="TOKEN",
-                      help="require 'Authorization: Bearer TOKEN' (default: $GAZELABEL_AUTH_TOKEN)")
-    auth.add_argument("--basic-auth", default=os.environ.get("GAZELABEL_BASIC_AUTH") or None, metavar="USER:PASS",
-                      help="require HTTP basic auth (or a bearer token from POST /auth/token)")
+    auth.add_argument("--auth-token-file", metavar="FILE",
+                      help="require 'Authorization: Bearer TOKEN', TOKEN being the first line of FILE "
+                           "(or set $GAZELABEL_AUTH_TOKEN / $GAZELABEL_AUTH_TOKEN_FILE)")
+    auth.add_argument("--basic-auth-file", metavar="FILE",
+                      help="require HTTP basic auth with USER:PASS from the first line of FILE (or set "
+                           "$GAZELABEL_BASIC_AUTH / $GAZELABEL_BASIC_AUTH_FILE); clients may also get a bearer token "
+                           "from POST /auth/token")
+    auth.add_argument("--auth-token", metavar="TOKEN",
+                      help="as --auth-token-file, but visible to every user of this machine in `ps`: avoid")
+    auth.add_argument("--basic-auth", metavar="USER:PASS", help="as --basic-auth-file, but visible in `ps`: avoid")
     p.add_argument("--models-dir", default=None, help="models folder (default $GAZELABEL_HOME/models)")
     p.add_argument("--work-dir", default=None, help="logs, sessions and DICOMweb cache (default $GAZELABEL_HOME/server)")
     p.add_argument("--profile", choices=("quick", "tiny"), default="quick",
                    help="size of the default models trained on first run (default quick)")
     p.add_argument("--infer-workers", type=int, default=2, help="inferences run at once; others queue (default 2)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without authentication")
+
+
+def _first_line(path: str, flag: str) -> str:
+    try:
+        value = Path(path).read_text().strip().splitlines()
+    except OSError as e:
+        raise ValueError(f"{flag} {path}: cannot read it ({e.strerror})") from None
+    if not value or not value[0].strip():
+        raise ValueError(f"{flag} {path}: the file is empty")
+    return value[0].strip()
+
+
+def auth_settings(args: argparse.Namespace, environ=os.environ) -> tuple[str | None, str | None]:
+    """``(token, user:password)`` from the flags, else from the environment (``GAZELABEL_AUTH_TOKEN[_FILE]``,
+    ``GAZELABEL_BASIC_AUTH[_FILE]``). Secrets given on the command line work but earn a warning."""
+    from monailabel_app.security import AuthConfig
+
+    if args.auth_token or args.basic_auth:
+        print("[gazelabel] warning: a secret on the command line is visible to every user of this machine in `ps`; "
+              "use --auth-token-file / --basic-auth-file or GAZELABEL_AUTH_TOKEN instead", file=sys.stderr, flush=True)
+    if args.auth_token_file:
+        return _first_line(args.auth_token_file, "--auth-token-file"), None
+    if args.basic_auth_file:
+        return None, _first_line(args.basic_auth_file, "--basic-auth-file")
+    if args.auth_token or args.basic_auth:
+        return args.auth_token, args.basic_auth
+    config = AuthConfig.from_env(environ)
+    if config.username:
+        return None, f"{config.username}:{config.password}"
+    return config.token, None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.infer_workers < 1:
         raise ValueError(f"--infer-workers must be >= 1, got {args.infer_workers}")
-    return serve(args.studies, host=args.host, port=args.port, auth_token=args.auth_token, basic_auth=args.basic_auth,
+    token, basic = auth_settings(args)
+    return serve(args.studies, host=args.host, port=args.port, auth_token=token, basic_auth=basic,
                  models_dir=args.models_dir, work_dir=args.work_dir, profile=args.profile,
                  infer_workers=args.infer_workers, insecure=args.insecure)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_SAFE = re.compile(ID_PATTERN[1:-1])
 
 
 class UnsafeIdError(ValueError):

@@ -7,6 +7,7 @@ layout ``models.pipeline.Pipeline.from_dir`` reads. Training publishes by an ato
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ MODEL_FILES = {"classifier": "classifier.pt", "scanpath": "scanpath.pt", "report
 # Model family -> the app's infer/train task name.
 TASK_NAMES = {"classifier": "gaze_classifier", "scanpath": "scanpath", "report": "report"}
 REPORT_CHECKPOINT = "report.pt"
+logger = logging.getLogger(__name__)
 
 
 def model_path(models_dir: str | Path, family: str) -> Path:
@@ -46,15 +48,24 @@ class ModelCache:
     """Loaded models keyed by name, each rebuilt when the stamps of the families it depends on change.
 
     Thread-safe: concurrent requests share one load; a request that started on the old model finishes on it.
+    A published file that fails to load (corrupt, or not a GazeLabel checkpoint) leaves the previous model
+    serving, with a logged warning, until a loadable file is published; it is not retried on every request.
     """
 
     def __init__(self, models_dir: str | Path):
         self.models_dir = Path(models_dir)
         self._entries: dict[str, tuple[tuple, Any]] = {}
+        self._failed: dict[str, tuple] = {}  # name -> stamps whose load failed
+        self._served: dict[str, tuple[int, int, int] | None] = {}  # family -> stamp of the model in use
         self._lock = threading.Lock()
 
     def stamps(self, families: tuple[str, ...]) -> tuple:
         return tuple(stamp(self.models_dir, f) for f in families)
+
+    def served(self, families: tuple[str, ...]) -> tuple:
+        """The stamps of the models answering now (the previous file's while a new one fails to load)."""
+        with self._lock:
+            return tuple(self._served.get(f, stamp(self.models_dir, f)) for f in families)
 
     def available(self, families: tuple[str, ...]) -> bool:
         return all(s is not None for s in self.stamps(families))
@@ -80,6 +91,18 @@ class ModelCache:
                     f"POST /train/{TASK_NAMES[family]} or `gazelabel train {family}`"
                 )
             entry = self._entries.get(name)
-            if entry is None or entry[0] != current:
-                self._entries[name] = (current, load(self.models_dir))
-            return self._entries[name][1]
+            if entry is not None and (entry[0] == current or self._failed.get(name) == current):
+                return entry[1]
+            try:
+                loaded = load(self.models_dir)
+            except CheckpointError as e:
+                if entry is None:
+                    raise
+                if self._failed.get(name) != current:
+                    logger.warning(f"{name}: the new model file does not load ({e}); the previous model keeps serving")
+                self._failed[name] = current
+                return entry[1]
+            self._failed.pop(name, None)
+            self._entries[name] = (current, loaded)
+            self._served.update(zip(families, current))
+            return loaded

@@ -3,6 +3,9 @@
 An annotator's label supersedes the record of the same image, except that recorded gaze (fixations and
 other readers) comes from the record when the label has none: an annotation tool may save findings and
 boxes without the eye-tracking data it never saw.
+
+A label file that does not parse (written by another tool, or torn before writes were atomic) is moved to
+``quarantine/`` with a logged warning, and the image counts as unlabelled: it never blocks a training.
 """
 
 from __future__ import annotations
@@ -24,15 +27,31 @@ class Records:
         except (DatasetError, CaseError):
             return None
 
+    def label(self, image_id: str) -> Case | None:
+        """The annotator's final label (gaze filled from the record); None when there is none or it was
+        unreadable (then it is quarantined)."""
+        path = self.store.label_path(image_id)
+        if not path.exists():
+            return None
+        try:
+            case = self.store.case(image_id, prefer_label=True)
+        except DatasetError:
+            return None
+        except CaseError as e:
+            try:
+                self.store.quarantine(path, f"unreadable label ({e})")
+            except FileNotFoundError:  # another request quarantined it first
+                pass
+            return None
+        if not case.fixations:
+            record = self._load(image_id, prefer_label=False)
+            if record is not None and record.fixations:
+                case.fixations, case.readers = record.fixations, {**record.readers, **case.readers}
+        return case
+
     def case(self, image_id: str) -> Case | None:
         """The label (gaze filled from the record) or the record of an image; None for unknown ids."""
-        case = self._load(image_id, prefer_label=True)
-        if case is None or case.fixations or not self.store.has_label(image_id):
-            return case
-        record = self._load(image_id, prefer_label=False)
-        if record is not None and record.fixations:
-            case.fixations, case.readers = record.fixations, {**record.readers, **case.readers}
-        return case
+        return self.label(image_id) or self._load(image_id, prefer_label=False)
 
     def synthetic(self) -> bool:
         try:

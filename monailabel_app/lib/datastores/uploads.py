@@ -6,11 +6,11 @@ with the message, so a bad upload never reaches the store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from models.imaging import ImageError, LoadedImage, read_image
 from models.schema import Case, CaseError
+from models.strict_json import JSONValueError, loads
 
 IMAGE_EXTENSIONS = (".png", ".dcm", ".jpg", ".jpeg")
 LABEL_EXTENSIONS = (".json",)
@@ -50,15 +50,14 @@ def read_label_upload(path: str | Path, image_id: str) -> Case:
     """Parse an uploaded label as a Case for ``image_id`` (its ``id`` is set to the image id).
 
     Raises:
-        CaseError: not JSON, too big, or not a valid Case (the message names the field).
+        CaseError: not strict JSON (NaN, Infinity, nesting over 32 levels), too big, or not a valid Case
+            (the message names the field).
     """
     path = Path(path)
-    if path.stat().st_size > MAX_LABEL_BYTES:
-        raise CaseError(f"label: {path.stat().st_size} bytes is larger than the {MAX_LABEL_BYTES}-byte limit")
     try:
-        data = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CaseError(f"label: not valid JSON ({e})") from None
+        data = loads(path.read_bytes(), "label", max_bytes=MAX_LABEL_BYTES, expect=dict)
+    except JSONValueError as e:
+        raise CaseError(str(e)) from None
     if isinstance(data, dict) and not data.get("id"):
         data = {**data, "id": image_id}
     try:

@@ -28,6 +28,7 @@ from models.imaging import LoadedImage, read_image
 from models.schema import Case
 from models.vocab import FINDINGS
 
+from ...parsing import parse_choice, parse_float, parse_int
 from ..configs.models import ModelCache, stamp_text
 from ..datastores.uploads import check_radiograph
 
@@ -95,7 +96,7 @@ class GazeInferTask(InferTask):
         result = {
             "case": case.to_dict(),
             "synthetic": bool(case.image.synthetic or models_synthetic),
-            "models": {f: stamp_text(s) for f, s in zip(self.families, self.models.stamps(self.families))},
+            "models": {f: stamp_text(s) for f, s in zip(self.families, self.models.served(self.families))},
         }
         label_file = None
         if request.get("heatmap"):
@@ -106,25 +107,20 @@ class GazeInferTask(InferTask):
         return label_file, result
 
 
-def _number_param(request: dict, key: str, default, low, high, cast, what: str):
-    value = request.get(key, default)
-    try:
-        value = cast(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"params.{key}: expected {what}, got {value!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"params.{key}: must be between {low} and {high}, got {value}")
-    return value
-
-
 def int_param(request: dict, key: str, default: int, low: int, high: int) -> int:
-    """An integer request parameter in ``[low, high]``; ValueError (HTTP 400) names it otherwise."""
-    return _number_param(request, key, default, low, high, int, "an integer")
+    """An integer request parameter in ``[low, high]``; RequestError (HTTP 400) names it otherwise."""
+    return parse_int(request.get(key, default), f"params.{key}", low, high)
 
 
 def float_param(request: dict, key: str, default: float, low: float, high: float) -> float:
-    """A number request parameter in ``[low, high]``; ValueError (HTTP 400) names it otherwise."""
-    return _number_param(request, key, default, low, high, float, "a number")
+    """A number request parameter in ``[low, high]``; RequestError (HTTP 400) names it otherwise."""
+    return parse_float(request.get(key, default), f"params.{key}", low, high)
 
 
-__all__ = ["GazeInferTask", "InferType", "float_param", "image_id_of", "int_param", "write_heatmap", "HEATMAP_LAYOUT"]
+def choice_param(request: dict, key: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; RequestError (HTTP 400) names the parameter and the choices otherwise."""
+    return parse_choice(request.get(key, default), f"params.{key}", choices)
+
+
+__all__ = ["GazeInferTask", "InferType", "choice_param", "float_param", "image_id_of", "int_param", "write_heatmap",
+           "HEATMAP_LAYOUT"]

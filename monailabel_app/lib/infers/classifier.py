@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from models.vocab import canonical_finding
+
+from ...parsing import RequestError
 from .base import GazeInferTask, InferType, int_param
 
 
@@ -29,4 +32,10 @@ class ClassifierInferTask(GazeInferTask):
         predictor = self.models.get("classifier", self.families, load_classifier)
         result = predictor(image, mc_samples=mc_samples)
         case = result.to_case(image_id)
-        return case, result.heatmap(request.get("finding") or None), result.synthetic
+        finding = request.get("finding") or None
+        if finding is not None:
+            try:
+                finding = canonical_finding(finding if isinstance(finding, str) else "")
+            except KeyError as e:
+                raise RequestError(f"params.finding: {e.args[0]}") from None
+        return case, result.heatmap(finding), result.synthetic

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from models.pipeline import REPORT_MODES as PIPELINE_REPORT_MODES
 
-from .base import GazeInferTask, InferType, int_param
+from .base import GazeInferTask, InferType, choice_param, int_param
+from .classifier import load_classifier
+from .report import load_report
+from .scanpath import load_scanpath
 
-
-def load_pipeline(models_dir):
-    from models.pipeline import Pipeline
-
-    return Pipeline.from_dir(models_dir, device="cpu")
+LOADERS = {"classifier": load_classifier, "scanpath": load_scanpath, "report": load_report}
 
 
 class PipelineInferTask(GazeInferTask):
@@ -31,11 +30,14 @@ class PipelineInferTask(GazeInferTask):
                          config={"n_samples": 1, "seed": 0, "report_mode": "auto", "mc_samples": 0})
 
     def predict(self, image, image_id, request):
-        mode = request.get("report_mode", "auto")
-        if mode not in PIPELINE_REPORT_MODES:
-            raise ValueError(f"params.report_mode: must be one of {', '.join(PIPELINE_REPORT_MODES)}, got {mode!r}")
+        mode = choice_param(request, "report_mode", "auto", PIPELINE_REPORT_MODES)
         options = {"n_samples": int_param(request, "n_samples", 1, 1, 16), "seed": int_param(request, "seed", 0, 0, 2**31 - 1),
                    "mc_samples": int_param(request, "mc_samples", 0, 0, 50)}
-        pipeline = self.models.get("pipeline", self.families, load_pipeline, required=self.required)
+        from models.pipeline import Pipeline
+
+        # Built from the per-family cache, so a model file that fails to load leaves its previous model in use.
+        optional = {f: self.models.get(f, (f,), LOADERS[f]) if self.models.available((f,)) else None
+                    for f in ("scanpath", "report")}
+        pipeline = Pipeline.from_predictors(self.models.get("classifier", ("classifier",), load_classifier), **optional)
         result = pipeline.run(image, case_id=image_id, report_mode=mode, **options)
         return result.case, result.heatmap, pipeline.trained_on_synthetic

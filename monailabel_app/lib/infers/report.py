@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from models.scanpath.coverage import coverage
 
-from .base import GazeInferTask, InferType
+from ...parsing import RequestError
+from .base import GazeInferTask, InferType, choice_param
 from .classifier import load_classifier
 from .scanpath import load_scanpath
 
@@ -44,17 +45,13 @@ class ReportInferTask(GazeInferTask):
             if record is not None and record.fixations:
                 return list(record.fixations), "recorded"
             if gaze == "recorded":
-                raise ValueError(f"params.gaze=recorded: the datastore has no recorded fixations for {image_id!r}")
+                raise RequestError(f"params.gaze=recorded: the datastore has no recorded fixations for {image_id!r}")
         scanpath = self.models.get("scanpath", ("scanpath",), load_scanpath)
         return scanpath(image)[0], "predicted"
 
     def predict(self, image, image_id, request):
-        mode = request.get("report_mode", "gaze2report")
-        if mode not in REPORT_MODES:
-            raise ValueError(f"params.report_mode: must be one of {', '.join(REPORT_MODES)}, got {mode!r}")
-        gaze = request.get("gaze", "auto")
-        if gaze not in GAZE_CHOICES:
-            raise ValueError(f"params.gaze: must be one of {', '.join(GAZE_CHOICES)}, got {gaze!r}")
+        mode = choice_param(request, "report_mode", "gaze2report", REPORT_MODES)
+        gaze = choice_param(request, "gaze", "auto", GAZE_CHOICES)
         classifier = self.models.get("classifier", ("classifier",), load_classifier)
         generator = self.models.get("report", ("report",), load_report)
         findings = classifier(image)

@@ -18,8 +18,10 @@ import contextlib
 import importlib
 import io
 import json
+import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,12 +30,14 @@ from typing import Any
 from monailabel.interfaces.tasks.train import TrainTask
 
 from models.datasets.base import hash_split
-from models.schema import Case, load_case, save_case
+from models.files import atomic_json
+from models.schema import Case, save_case
 
 from ..configs.models import MODEL_FILES, checkpoint_file, model_path, stamp, stamp_text
 from ..datastores.records import Records
 from .publish import publish
 
+logger = logging.getLogger(__name__)
 CHECKPOINT_KINDS = {"classifier": "classifier", "scanpath": "scanpath", "report": "report"}
 # The number /info/ shows as best_metric, per family (its key in checkpoint_metrics).
 KEY_METRICS = {"classifier": "val_macro_auc", "scanpath": "val_loss", "report": "gaze2report_val_loss"}
@@ -57,11 +61,16 @@ def finite(value: Any) -> Any:
 
 
 def export_cases(datastore, records: Records, include_records: bool) -> list[Case]:
-    """The training Cases: final labels (gaze merged from records), plus unlabelled records if asked."""
+    """The training Cases: final labels (gaze merged from records), plus unlabelled records if asked.
+
+    An unreadable label is quarantined by :meth:`Records.label` and skipped (logged), never fatal."""
     cases, labelled = [], set()
     for item in datastore.datalist():
         image_id = Path(item["label"]).name[: -len(".json")]
-        case = records.case(image_id) or load_case(item["label"])
+        case = records.label(image_id)
+        if case is None:
+            logger.warning(f"train: skipping {image_id}: its final label is missing or was quarantined")
+            continue
         case.id, case.image.path = image_id, item["image"]
         cases.append(case)
         labelled.add(image_id)
@@ -86,8 +95,32 @@ def write_training_store(cases: list[Case], root: Path, synthetic: bool, val_fra
         splits[hash_split(case.id, (1.0 - val_fraction, val_fraction, 0.0))].append(case.id)
     if not splits["train"]:
         splits = {"train": splits["val"], "val": [], "test": []}
-    (root / "dataset.json").write_text(json.dumps({"name": "gazelabel-datastore", "synthetic": synthetic, "splits": splits}))
+    atomic_json(root / "dataset.json", {"name": "gazelabel-datastore", "synthetic": synthetic, "splits": splits})
     return root
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_training(work: Path) -> int:
+    """Remove ``.training/<family>-<pid>-*`` folders whose training process is gone (killed trainings);
+    returns how many. Folders of a live process, or not of that form, stay."""
+    removed = 0
+    for folder in work.glob("*-*-*") if work.is_dir() else []:
+        parts = folder.name.split("-")
+        if folder.is_dir() and len(parts) >= 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    if removed:
+        logger.info(f"removed {removed} folder(s) of interrupted trainings from {work}")
+    return removed
 
 
 def family_arguments(family: str, options: dict[str, Any], data: Path, out: Path) -> argparse.Namespace:
@@ -174,7 +207,8 @@ class FamilyTrainTask(TrainTask):
         synthetic = self.records.synthetic() or any(c.image.synthetic for c in cases)
         work = self.models_dir / ".training"
         work.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=work, prefix=f"{self.family}-") as tmp:
+        clean_stale_training(work)
+        with tempfile.TemporaryDirectory(dir=work, prefix=f"{self.family}-{os.getpid()}-") as tmp:
             data = write_training_store(cases, Path(tmp) / "data", synthetic, val_fraction)
             out = Path(tmp) / "out" / MODEL_FILES[self.family]
             out.parent.mkdir()
@@ -192,7 +226,5 @@ class FamilyTrainTask(TrainTask):
             "metrics": checkpoint_metrics(self.models_dir, self.family),
         }
         stats["best_metric"] = stats["metrics"].get(KEY_METRICS[self.family], 0.0)
-        tmp_stats = self.stats_path.with_suffix(".tmp")
-        tmp_stats.write_text(json.dumps(finite(stats), indent=1))
-        os.replace(tmp_stats, self.stats_path)
+        atomic_json(self.stats_path, finite(stats))
         return stats
