@@ -22,6 +22,8 @@ Fixtures (any test under ``tests/integration/`` can use them):
     ``test_server_api`` retrains on it (classifier and scanpath, same tiny sizes), so do not compare model
     stamps across tests; a test that retrains should use ``start_server``.
 
+``module_server`` (module scope) is the same for a server that every test of one module shares.
+
 ``start_server`` (function scope)
     ``start_server(studies=None, models_dir=None, **settings)`` starts one more server (stopped after the
     test): ``studies`` defaults to a fresh copy of the tiny store, ``models_dir`` to a fresh copy of the tiny
@@ -45,6 +47,8 @@ IMAGE_OWNERS = {
     "test_server_api": (0, 1, 2, 3, 4, 5),
     "test_server_security": (6, 7),
     "test_server_bad_input": (8,),
+    "test_security_paths": (13,),
+    "test_security_json": (14, 15),
     "test_server_concurrency": (),
     "slicer": (20, 21, 22, 23),
 }
@@ -124,6 +128,23 @@ def gazelabel_server(tiny_models, tmp_path_factory):
     server = _launch(store, models, base / "work")
     yield server
     server.process.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tiny_models, tmp_path_factory):
+    """Like ``start_server``, for servers a whole test module shares (stopped after the module)."""
+    started: list[LiveServer] = []
+
+    def start(studies=None, models_dir=None, **settings) -> LiveServer:
+        base = tmp_path_factory.mktemp("module_server")
+        store, models = _copy_fixtures(tiny_models, base)
+        server = _launch(studies or store, Path(models_dir or models), base / "work", **settings)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.stop()
 
 
 @pytest.fixture

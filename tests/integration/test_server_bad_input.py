@@ -139,4 +139,4 @@ def test_bad_request_parameters_are_400(server_survives):
         assert response.status_code == 400, (params, response.text)
         assert response.json()["detail"].startswith("params")
     unknown = server_survives.post(f"/infer/no_such_model?image={image_id}")
-    assert unknown.status_code == 400 and "no_such_model" in unknown.json()["detail"]
+    assert unknown.status_code == 404 and "no_such_model" in unknown.json()["detail"]

@@ -131,11 +131,9 @@ def test_session_tar_slip_is_refused(gazelabel_server, untouched_outside):
     files = {"files": ("evil.tar", payload.getvalue())}
     refused = gazelabel_server.put("/session/", params={"uncompress": "true"}, files=files)
     assert refused.status_code == 400 and "uncompress" in refused.json()["detail"]
-    # Without extraction the archive is kept as one opaque file inside the session folder.
+    # A session holds one radiograph: without extraction the archive is refused as not an image.
     kept = gazelabel_server.put("/session/", params={"uncompress": "false"}, files=files)
-    assert kept.status_code == 200, kept.text
-    session = kept.json()["session_id"]
-    assert gazelabel_server.delete(f"/session/{session}").status_code == 200
+    assert kept.status_code == 422 and "not accepted" in kept.json()["detail"], kept.text
     assert not list(gazelabel_server.work_dir.parent.glob("**/tarslip_marker.txt"))
 
 
