@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models.classifier.boxes import attention_boxes
+from models.decision import NEGATIVE, DecisionRule
 from models.imaging import Letterbox, LoadedImage
 from models.schema import Case, ImageRef, Source
 from models.vocab import FINDING_INDEX, FINDINGS, canonical_finding
@@ -38,8 +39,9 @@ class ClassifierResult:
         scores: finding -> probability, over ``FINDINGS``.
         attention: ``(14, S, S)`` model-space attention maps in [0, 1] (each divided by its maximum).
         letterbox: maps model pixels to original pixels.
-        thresholds: finding -> decision threshold (chosen on the validation split at training time).
-        boxes: one box per finding predicted positive (original pixels, region, score).
+        thresholds: finding -> positive threshold (chosen on the validation split at training time).
+        boxes: one box per finding the decision rule calls positive or uncertain (original pixels, region,
+            score).
         uncertainty: mean binary entropy over findings in bits, [0, 1]; with MC dropout the entropy of the
             mean MC probability (predictive entropy).
         prior: ``(S, S)`` model-space shared attention prior in [0, 1] (where the model looks overall; the map
@@ -59,9 +61,14 @@ class ClassifierResult:
     synthetic: bool = False
 
     @property
+    def rule(self) -> DecisionRule:
+        """The decision rule of these scores (:mod:`models.decision`), from the validated thresholds."""
+        return DecisionRule.from_thresholds(self.thresholds)
+
+    @property
     def findings(self) -> dict[str, int]:
-        """finding -> 1/0 by the stored thresholds."""
-        return {f: int(self.scores[f] >= self.thresholds[f]) for f in FINDINGS}
+        """finding -> 1 (positive) / -1 (uncertain) / 0 (negative) by :attr:`rule`."""
+        return self.rule.decide(self.scores)
 
     def heatmap(self, finding: str | None = None) -> np.ndarray:
         """``(H, W)`` map in original pixels, [0, 1].
@@ -181,8 +188,9 @@ class ClassifierPredictor:
         prior = attention_to_model_space(torch.from_numpy(pred["prior"])[:, None], self.size)[0, 0].numpy()
         scores = {f: float(pred["probs"][0, i]) for i, f in enumerate(FINDINGS)}
         thresholds = {f: float(self.thresholds[i]) for i, f in enumerate(FINDINGS)}
-        positive = {f: s for f, s in scores.items() if s >= thresholds[f] and f not in NON_SPATIAL}
-        boxes = attention_boxes(maps, lb, positive, FINDING_INDEX, self.box_threshold)
+        decisions = DecisionRule.from_thresholds(thresholds).decide(scores)
+        present = {f: s for f, s in scores.items() if decisions[f] != NEGATIVE and f not in NON_SPATIAL}
+        boxes = attention_boxes(maps, lb, present, FINDING_INDEX, self.box_threshold)
         return ClassifierResult(scores, maps, lb, thresholds, boxes, float(pred["uncertainty"][0]), prior,
                                 self.name, self.synthetic)
 

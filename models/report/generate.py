@@ -25,7 +25,8 @@ from typing import Sequence
 from models.report import templates
 from models.report.evidence import unit_evidence
 from models.report.lm import sequence_text
-from models.report.prompt import DEFAULT_THRESHOLDS, ReportPlan, build_plan
+from models.decision import DecisionRule
+from models.report.prompt import ReportPlan, build_plan
 from models.schema import Box, Fixation, Report
 
 MODES = ("gaze2report", "prompt", "template")
@@ -42,6 +43,14 @@ def _scores_and_boxes(classifier_result, boxes) -> tuple[dict, list[Box]]:
         if not isinstance(b, Box):
             raise ValueError(f"boxes[{i}]: expected a models.schema.Box, got {type(b).__name__}")
     return dict(scores), list(boxes)
+
+
+def _cache_kwargs(out) -> dict:
+    """The KV cache of ``out`` as the next call's keyword: ``cache`` in transformers 5 (``past_key_values``,
+    deprecated there and warned about on every call, before)."""
+    if "cache" in out:
+        return {"cache": out["cache"]}
+    return {"past_key_values": out["past_key_values"]}
 
 
 def _check_fixations(fixations) -> list[Fixation]:
@@ -62,7 +71,8 @@ class ReportGenerator:
         lm: a peft-wrapped causal LM (LoRA adapters for gaze2report; disabled for prompt mode) or None.
         tokenizer: its tokenizer.
         prefix: the :class:`~models.report.gaze2report.Gaze2ReportPrefix` or None.
-        thresholds: (likely, possible) probability thresholds of the prompt keywords.
+        rule: the decision rule for scores that bring none (a classifier result's own ``rule`` wins);
+            default :meth:`DecisionRule.uniform`.
         scanpath_predictor: called on the image when ``fixations`` is None (returns a list of scanpaths;
             the first, the mean path, is used).
         info: checkpoint facts (synthetic, dataset) passed through to callers.
@@ -70,11 +80,11 @@ class ReportGenerator:
             labeler refused, before the template sentence is used.
     """
 
-    def __init__(self, lm=None, tokenizer=None, prefix=None, *, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
+    def __init__(self, lm=None, tokenizer=None, prefix=None, *, rule: DecisionRule | None = None,
                  device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
                  samples: int = 4, sample_temperature: float = 0.8, seed: int = 0):
         self.lm, self.tokenizer, self.prefix = lm, tokenizer, prefix
-        self.thresholds = thresholds
+        self.rule = rule or DecisionRule.uniform()
         self.device = device
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
@@ -129,7 +139,8 @@ class ReportGenerator:
     # ------------------------------------------------------------------ planning
     def plan(self, classifier_result, fixations: Sequence[Fixation], width: int, height: int, boxes=None) -> ReportPlan:
         scores, boxes = _scores_and_boxes(classifier_result, boxes)
-        return build_plan(scores, boxes, fixations, width, height, thresholds=self.thresholds)
+        rule = getattr(classifier_result, "rule", None) or self.rule
+        return build_plan(scores, boxes, fixations, width, height, rule=rule)
 
     # ------------------------------------------------------------------ generation
     def _decode(self, lm, ids, prefix_tokens=None, max_new_tokens: int = 40, generator=None) -> list[int]:
@@ -155,7 +166,7 @@ class ReportGenerator:
                     break
                 generated.append(nxt)
                 step = torch.tensor([[nxt]], device=ids.device)
-                out = lm(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
+                out = lm(input_ids=step, use_cache=True, **_cache_kwargs(out))
         return generated
 
     def _control_ids(self, control: str):

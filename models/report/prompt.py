@@ -1,7 +1,9 @@
 """Path (a), step 1: classifier probabilities + boxes + scanpath -> a structured plan -> prompt text.
 
 A :class:`ReportPlan` holds one :class:`Statement` per finding the report should speak about: a
-confidence keyword ("likely" p >= 0.7, "possible" p >= 0.4, "no" otherwise), the anatomical region (from the
+confidence keyword from the one decision rule (:mod:`models.decision`: positive -> "likely", uncertain ->
+"possible", negative -> "no"), so the report agrees with the findings of the same answer; the anatomical
+region (from the
 finding's best box, else the finding's usual region the reader looked at longest), the box index and the
 indices of the fixations that support it (inside the box, else inside the region; for a negative, those on
 the finding's usual regions: the search that found nothing). The same plan is cut
@@ -15,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from models.decision import NEGATIVE, POSITIVE, UNCERTAIN, DecisionRule
 from models.schema import Box, Fixation
 from models.vocab import FINDING_REGIONS, FINDINGS, canonical_finding, region_at, region_box_pixels
 
 LIKELY, POSSIBLE, NO = "likely", "possible", "no"
-DEFAULT_THRESHOLDS = (0.7, 0.4)  # (likely, possible)
+KEYWORDS = {POSITIVE: LIKELY, UNCERTAIN: POSSIBLE, NEGATIVE: NO}
 # Findings a normal report states as absent; other negatives are left out of the plan (reports don't list them).
 ROUTINE_NEGATIVES = ("Pneumothorax", "Pleural Effusion", "Consolidation", "Cardiomegaly")
 # Boxes are widened by this fraction of their size when collecting supporting fixations (gaze lands on edges).
@@ -67,11 +70,9 @@ def control_text(section: str, statements: Sequence[Statement] = (), topic: str 
     return f"{section} : {body}"
 
 
-def keyword_for(probability: float, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS) -> str:
-    likely, possible = thresholds
-    if probability >= likely:
-        return LIKELY
-    return POSSIBLE if probability >= possible else NO
+def keyword_for(finding: str, probability: float, rule: DecisionRule | None = None) -> str:
+    """"likely", "possible" or "no": the decision rule's positive, uncertain or negative."""
+    return KEYWORDS[(rule or DecisionRule.uniform()).label(finding, probability)]
 
 
 def _inside(f: Fixation, box: tuple[float, float, float, float], margin: float = 0.0) -> bool:
@@ -97,7 +98,7 @@ def _validate_scores(scores: Mapping[str, float]) -> dict[str, float]:
 
 
 def build_plan(scores: Mapping[str, float], boxes: Sequence[Box], fixations: Sequence[Fixation],
-               width: int, height: int, *, thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
+               width: int, height: int, *, rule: DecisionRule | None = None,
                routine_negatives: Sequence[str] = ROUTINE_NEGATIVES, with_regions: bool = True) -> ReportPlan:
     """Turn one image's classifier output and scanpath into a :class:`ReportPlan`.
 
@@ -106,6 +107,8 @@ def build_plan(scores: Mapping[str, float], boxes: Sequence[Box], fixations: Seq
         boxes: predicted (or annotated) boxes in original pixels.
         fixations: the scanpath (recorded or predicted) in original pixels and seconds.
         width, height: original image size in pixels.
+        rule: the decision rule of the scores (a classifier's validated thresholds); default
+            :meth:`DecisionRule.uniform` for scores that have none.
         with_regions: False leaves regions out (text-only data such as IU X-ray reports has no image).
     """
     if width <= 0 or height <= 0:
@@ -122,7 +125,7 @@ def build_plan(scores: Mapping[str, float], boxes: Sequence[Box], fixations: Seq
         if finding == "No Finding":
             continue
         p = probs.get(finding, 0.0)
-        kw = keyword_for(p, thresholds)
+        kw = keyword_for(finding, p, rule)
         if kw == NO:
             if finding in routine_negatives:
                 # A negative is supported by the search: the fixations on the finding's usual regions.

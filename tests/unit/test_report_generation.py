@@ -40,7 +40,7 @@ def _image():
 
 
 def test_keywords_and_plan_regions():
-    assert [keyword_for(p) for p in (0.9, 0.7, 0.5, 0.1)] == ["likely", "likely", "possible", "no"]
+    assert [keyword_for("Edema", p) for p in (0.9, 0.7, 0.5, 0.1)] == ["likely", "likely", "possible", "no"]
     plan = build_plan(_result().scores, _result().boxes, _fixations(), W, H)
     by = {s.finding: s for s in plan.statements}
     assert by["Cardiomegaly"].keyword == "likely" and by["Cardiomegaly"].box == 0
