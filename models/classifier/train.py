@@ -23,6 +23,7 @@ from models.distributed import (
     set_epoch, unwrap_model, wrap_model,
 )
 from models.metrics.classification import choose_thresholds, macro_auc, macro_f1
+from models.optim import one_cycle
 from models.runtime import save_checkpoint, seed_everything
 from models.vocab import FINDINGS
 
@@ -138,7 +139,7 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
         criterion = ClassifierLoss(lcfg)
         optim = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         steps = max(1, tcfg.epochs * len(loader))
-        sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=tcfg.lr, total_steps=steps, pct_start=0.15)
+        sched = one_cycle(optim, tcfg.lr, steps, pct_start=0.15)
 
         history, start = [], time.time()
         main_print(ctx, f"training on {len(train_cases)} cases ({source.name}{', SYNTHETIC' if source.synthetic else ''}), "

@@ -25,10 +25,12 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from models.optim import one_cycle
 from models.report.corpus import TextReport
 from models.report.lm import sequence_text
 from models.report.prompt import ReportPlan, plan_from_labels
@@ -142,7 +144,7 @@ def train_language_model(train_texts: Sequence[str], val_texts: Sequence[str], c
     total = cfg.lm_epochs * steps_per_epoch
     if cfg.max_train_steps:
         total = min(total, cfg.max_train_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lm_lr, total_steps=max(total, 1), pct_start=0.1)
+    sched = one_cycle(opt, cfg.lm_lr, total, pct_start=0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = {"params": count_parameters(model), "vocab": len(tokenizer), "train_loss": [], "val_loss": [],
                "initial_val_loss": lm_loss(model, tokenizer, list(val_texts), cfg.max_length, device)}
@@ -185,7 +187,9 @@ def attach_lora(model, cfg: TrainConfig):
     fan_in_fan_out = getattr(model.config, "model_type", "") == "gpt2"  # GPT-2 uses Conv1D (transposed)
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets, fan_in_fan_out=fan_in_fan_out, bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, lcfg), targets
+    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lcfg), targets
 
 
 def prefix_config(cfg: TrainConfig, lm_hidden: int):
@@ -239,7 +243,7 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
     steps = cfg.g2r_epochs * len(loader)
     if cfg.max_train_steps:
         steps = min(steps, cfg.max_train_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.g2r_lr, total_steps=max(steps, 1), pct_start=0.1)
+    sched = one_cycle(opt, cfg.g2r_lr, steps, pct_start=0.1)
     rng = random.Random(cfg.seed)
     history = {"lora_targets": targets, "trainable_params": count_parameters(peft_lm, True) + count_parameters(prefix),
                "lm_frozen_params": count_parameters(peft_lm) - count_parameters(peft_lm, True),

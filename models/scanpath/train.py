@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 from models.datasets.torch_data import prepare_image
 from models.gaze import clip_fixations
 from models.imaging import Letterbox, read_image
-from models.schema import Case, Fixation
+from models.optim import one_cycle
 from models.scanpath.losses import scanpath_loss
 from models.scanpath.network import ScanpathConfig, ScanpathNet
+from models.schema import Case, Fixation
 
 CHECKPOINT_KIND = "scanpath"
 MIN_DURATION_S = 0.01
@@ -192,7 +193,7 @@ def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, *, cfg: Sc
     net = wrap_model(model, ctx)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * len(loader))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, lr, steps, pct_start=0.1)
     parallel = cfg.decoding == "parallel"
     if ctx.is_main:
         log(f"scanpath: {len(train_cases)} images, {train_ds.n_paths} reader paths, {cfg.slots} slots, {cfg.size}px, "
