@@ -5,4 +5,10 @@ from models.imaging import ImageError
 from models.runtime import CheckpointError
 from models.schema import CaseError
 
-USER_ERRORS = (ImageError, CaseError, DatasetError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError)
+
+class StartupError(Exception):
+    """A server (or other long-running command) cannot start; the message is one line that says why."""
+
+
+USER_ERRORS = (ImageError, CaseError, DatasetError, CheckpointError, StartupError, FileNotFoundError,
+               NotADirectoryError, ValueError)

@@ -4,8 +4,8 @@
     with ServerProcess(settings) as server:          # starts and waits until GET /info/ answers
         requests.get(f"{server.url}/info/", headers=server.headers)
 
-The subprocess runs ``python -m monailabel.main start_server --app monailabel_app --uvicorn_app
-monailabel_app.server:app`` with the environment MONAI Label reads its settings from: tracking off, PNG/DICOM/JPG
+The subprocess runs ``python -m monailabel_app.run_server start_server --app monailabel_app --uvicorn_app
+monailabel_app.server:app`` (MONAI Label's ``start_server``, console logging quiet from the start) with the environment MONAI Label reads its settings from: tracking off, PNG/DICOM/JPG
 studies, no scoring at start, browser requests limited to the server's own origin, sessions and logs under
 ``work_dir``, and the GazeLabel auth and guard settings (``GAZELABEL_*``). Its working directory is
 ``work_dir`` so a stray ``.env`` elsewhere cannot change the settings.
@@ -13,8 +13,10 @@ studies, no scoring at start, browser requests limited to the server's own origi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,12 +28,45 @@ from pathlib import Path
 
 import requests
 
+from models.errors import StartupError
 from models.files import atomic_json, atomic_write
 
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parent
 STUDY_EXTENSIONS = ["*.png", "*.dcm", "*.jpg", "*.jpeg"]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let go, before anything else starts: StartupError with one clear line
+    when another program holds the port, the port needs root, or the host is not this machine's."""
+    if not 1 <= port <= 65535:
+        raise StartupError(f"--port {port}: a TCP port is 1-65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            s.bind((host, port))
+        except PermissionError:
+            raise StartupError(f"--port {port}: ports below 1024 need root; use a higher one, e.g. --port 8000") from None
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(f"--port {port}: already in use on {host} by another program; stop it or "
+                                   "choose another port with --port") from None
+            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(e, socket.gaierror):
+                raise StartupError(f"--host {host}: not an address of this machine ({e.strerror or e})") from None
+            raise StartupError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+
+
+def check_studies(studies: str) -> None:
+    """A studies folder must exist and be a folder (a DICOMweb URL is checked when the server lists it)."""
+    if str(studies).startswith(("http://", "https://")):
+        return
+    path = Path(studies)
+    if not path.exists():
+        raise StartupError(f"--studies {studies}: no such folder")
+    if not path.is_dir():
+        raise StartupError(f"--studies {studies}: not a folder (give a case store folder or a DICOMweb URL)")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,6 +89,7 @@ class ServerSettings:
     basic_auth: str | None = None  # "user:password"
     infer_workers: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    verbose: bool = False  # INFO lines (per-image listing, arguments) on the console too, not only in the log
     # The hardened app; "monailabel.app:app" serves MONAI Label's stock routes (benchmarks compare the two).
     uvicorn_app: str = "monailabel_app.server:app"
 
@@ -81,14 +117,16 @@ class ServerSettings:
         return {"Authorization": f"Bearer {bearer}"} if bearer else {}
 
 
-def log_config(path: Path, log_file: Path) -> Path:
-    """A logging dictConfig for uvicorn and MONAI Label: console plus a rotating file."""
+def log_config(path: Path, log_file: Path, verbose: bool = False) -> Path:
+    """A logging dictConfig for uvicorn and MONAI Label: a rotating file with everything (INFO), and the
+    console with warnings and errors only unless ``verbose`` (MONAI Label logs one line per image at start)."""
     config = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"format": "[%(asctime)s] [%(process)s] [%(levelname)s] (%(name)s) - %(message)s"}},
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout"},
+            "console": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout",
+                        "level": "INFO" if verbose else "WARNING"},
             "file": {"class": "logging.handlers.RotatingFileHandler", "formatter": "default", "filename": str(log_file),
                      "maxBytes": 10_000_000, "backupCount": 2},
         },
@@ -102,11 +140,11 @@ def log_config(path: Path, log_file: Path) -> Path:
 def server_command(s: ServerSettings) -> list[str]:
     logs = s.work_dir / "logs"
     return [
-        sys.executable, "-m", "monailabel.main", "start_server",
+        sys.executable, "-m", "monailabel_app.run_server", "start_server",
         "--app", str(APP_DIR), "--studies", s.studies,
         "--host", s.host, "--port", str(s.port),
         "--uvicorn_app", s.uvicorn_app,
-        "--log_config", str(log_config(logs / "logging.json", logs / "server.log")),
+        "--log_config", str(log_config(logs / "logging.json", logs / "server.log", s.verbose)),
         "--conf", "models_dir", str(s.models_dir),
         "--conf", "dicomweb_cache", str(s.work_dir / "dicomweb_cache"),
     ]
@@ -146,6 +184,8 @@ def server_environment(s: ServerSettings, base: dict[str, str] | None = None) ->
         env["GAZELABEL_AUTH_TOKEN"] = s.auth_token
     if s.basic_auth:
         env["GAZELABEL_BASIC_AUTH"] = s.basic_auth
+    if s.verbose:
+        env["GAZELABEL_VERBOSE"] = "1"
     env.update(s.extra_env)
     return env
 
@@ -158,6 +198,8 @@ class ServerProcess:
         self.settings = settings
         self.quiet = quiet
         self.process: subprocess.Popen | None = None
+        self.nonce = ""
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -174,15 +216,30 @@ class ServerProcess:
 
     @property
     def log_file(self) -> Path:
-        return self.settings.work_dir / "logs" / ("stdout.log" if self.quiet else "server.log")
+        """``work_dir/logs/server.log``: everything the server logs (the console gets warnings only)."""
+        return self.settings.work_dir / "logs" / "server.log"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.settings.work_dir / "logs" / "stdout.log"
 
     def start(self, timeout: float = 180.0) -> "ServerProcess":
+        """Check the port, start the server, and wait until *this* process answers (its start nonce).
+
+        Raises:
+            StartupError: one line: the port is taken or needs root, the studies folder is missing, or the
+                server exited or did not answer in ``timeout`` s (its first error line and the log path)."""
+        check_port(self.settings.host, self.settings.port)
+        check_studies(self.settings.studies)
         command = server_command(self.settings)  # creates work_dir/logs
         for private in ("uploads", "tmp"):
             (self.settings.work_dir / private).mkdir(mode=0o700, exist_ok=True)
-        with open(self.log_file, "ab") if self.quiet else open(os.devnull, "rb") as out:
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self.nonce = secrets.token_hex(16)
+        env = {**server_environment(self.settings), "GAZELABEL_START_NONCE": self.nonce}
+        with open(self.stdout_file, "ab") if self.quiet else open(os.devnull, "rb") as out:
             self.process = subprocess.Popen(
-                command, env=server_environment(self.settings), cwd=self.settings.work_dir,
+                command, env=env, cwd=self.settings.work_dir,
                 stdout=out if self.quiet else None, stderr=subprocess.STDOUT if self.quiet else None,
                 start_new_session=True,
             )
@@ -191,25 +248,43 @@ class ServerProcess:
         return self
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines this run wrote to the server log (earlier runs' lines left out)."""
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_file, "rb") as f:
+                f.seek(self._log_offset if f.seek(0, os.SEEK_END) >= self._log_offset else 0)
+                text = f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return "(no log yet)"
+        return "\n".join(text.splitlines()[-lines:]) or "(nothing logged yet)"
+
+    def first_error(self) -> str:
+        """The first ERROR/CRITICAL line (or traceback's last line) of this run's log, for a one-line message."""
+        lines = self.log_tail(2000).splitlines()
+        errors = [line for line in lines if "[ERROR]" in line or "[CRITICAL]" in line or "Error:" in line]
+        return (errors[0] if errors else (lines[-1] if lines else "no log")).split(" - ", 1)[-1].strip()[:300]
+
+    def answers(self) -> bool:
+        """True when the server at the URL is this process (``GET /health`` carries this start's nonce)."""
+        try:
+            response = requests.get(f"{self.url}/health", headers=self.headers, timeout=5)
+            return response.status_code == 200 and response.json().get("nonce") == self.nonce
+        except (requests.RequestException, ValueError):
+            return False
 
     def wait_ready(self, timeout: float) -> None:
-        """Poll ``GET /info/`` until it answers 200; RuntimeError with the log tail if the server dies or hangs."""
+        """Poll ``GET /health`` until this process answers with its nonce; StartupError (one line) if it exits
+        or hangs. Another server that happens to answer on the port never counts as ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/info/", headers=self.headers, timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+                raise StartupError(f"the server exited with code {self.process.returncode} ({self.first_error()}); "
+                                   f"log: {self.log_file}")
+            if self.answers():
+                return
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"the server did not answer {self.url}/info/ within {timeout:.0f} s:\n{self.log_tail()}")
+        raise StartupError(f"the server did not answer on {self.url} within {timeout:.0f} s ({self.first_error()}); "
+                           f"log: {self.log_file}")
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the server and the train/scoring subprocesses it started (its process group)."""
@@ -241,8 +316,8 @@ def _connection_help(s: ServerSettings, image_id: str) -> str:
         auth = ' -H "Authorization: Bearer $GAZELABEL_AUTH_TOKEN"'
     elif s.basic_auth:
         auth = f" -u {s.basic_auth.partition(':')[0]}:<password>"
-    login = ("token: the --auth-token value" if s.auth_token else
-             "user/password: the --basic-auth values" if s.basic_auth else "no login (loopback only)")
+    login = ("token: the server's token" if s.auth_token else
+             "user/password: the server's basic-auth values" if s.basic_auth else "no login (loopback only)")
     return "\n".join([
         "",
         f"GazeLabel server ready at {s.url}",
@@ -264,16 +339,27 @@ def _connection_help(s: ServerSettings, image_id: str) -> str:
 
 def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, auth_token: str | None = None,
           basic_auth: str | None = None, models_dir: str | Path | None = None, work_dir: str | Path | None = None,
-          profile: str = "quick", infer_workers: int = 2, insecure: bool = False) -> int:
-    """``gazelabel serve``: prepare the sample store and default models if needed, start the server in the
-    foreground, print how to connect, and return its exit code when it stops (Ctrl-C)."""
+          profile: str = "quick", infer_workers: int = 2, insecure: bool = False, verbose: bool = False) -> int:
+    """``gazelabel serve``: check the port and folders, prepare the sample store and default models if needed,
+    start the server in the foreground, print how to connect, and return its exit code when it stops.
+
+    Raises:
+        StartupError: one line for every reason it cannot start (port taken or privileged, missing studies
+            or models folder, the server exiting during start-up).
+    """
     from models.datasets.store import CaseStore
     from models.quickstart import PROFILES, ensure_sample_store, train_default_models
     from models.runtime import home
 
     if host not in LOOPBACK_HOSTS and not (auth_token or basic_auth) and not insecure:
-        raise ValueError(f"--host {host}: refusing to serve beyond this machine without --auth-token or "
-                         "--basic-auth (add --insecure to do it anyway)")
+        raise StartupError(f"--host {host}: refusing to serve beyond this machine without --auth-token-file or "
+                           "--basic-auth-file (add --insecure to do it anyway)")
+    check_port(host, port)  # before minutes of first-run training
+    if studies is not None:
+        check_studies(studies)
+    if models_dir is not None and not Path(models_dir).is_dir():
+        raise StartupError(f"--models-dir {models_dir}: no such folder (create it, or leave the option out to use "
+                           f"{home() / 'models'})")
     models_dir = Path(models_dir or home() / "models")
     if studies is None:
         print(f"[gazelabel] no --studies: using the embedded SYNTHETIC phantom store in {home() / 'sample_store'}", flush=True)
@@ -284,7 +370,7 @@ def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, aut
               "(POST /train/gaze_classifier after saving labels, or `gazelabel train classifier`)", flush=True)
     settings = ServerSettings(studies=studies, models_dir=models_dir, work_dir=Path(work_dir or home() / "server"),
                               host=host, port=port, auth_token=auth_token, basic_auth=basic_auth,
-                              infer_workers=infer_workers)
+                              infer_workers=infer_workers, verbose=verbose)
     image_id = "<image id>"
     if not settings.studies.startswith(("http://", "https://")):
         image_id = next(iter(CaseStore(settings.studies).ids()), image_id)

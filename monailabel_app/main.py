@@ -13,6 +13,7 @@ Start it with ``gazelabel serve`` (hardened server, see ``monailabel_app/launche
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
 from models.files import remove_partials
+from models.quiet import quiet_libraries
 from models.runtime import home
 from models.vocab import FINDINGS
 from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
@@ -40,6 +42,7 @@ from monailabel_app.lib.trainers.family import FamilyTrainTask, clean_stale_trai
 
 class GazeLabelApp(MONAILabelApp):
     def __init__(self, app_dir, studies, conf):
+        quiet_libraries(verbose=os.environ.get("GAZELABEL_VERBOSE") == "1")
         conf = conf or {}
         self.models_dir = Path(conf.get("models_dir") or home() / "models").resolve()
         # Leftovers of trainings and checkpoint writes that were killed (their processes are gone).
@@ -84,6 +87,14 @@ class GazeLabelApp(MONAILabelApp):
         cache = Path(self.conf.get("dicomweb_cache") or home() / "dicomweb_cache" / hashlib.md5(url.encode(), usedforsecurity=False).hexdigest())
         self.records = Records(str(cache))
         return DicomwebCaseDatastore(client, str(cache))
+
+    def on_init_complete(self):
+        super().on_init_complete()
+        # timeloop logs every scheduler tick to its own stdout handler; send it to the log file only.
+        timeloop = logging.getLogger("timeloop")
+        for handler in list(timeloop.handlers):
+            timeloop.removeHandler(handler)
+        timeloop.propagate = True
 
     def _load_sessions(self, load=False):
         if not load:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import io
 import os
 import threading
 from pathlib import Path
@@ -31,11 +32,13 @@ from typing import Callable, Optional
 from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from monailabel import app as ml_app
 from monailabel.endpoints import activelearning, batch_infer, datastore, info, logs, model, scoring, session, train
 from monailabel.endpoints import infer as ml_infer
 from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException, MONAILabelException
 from monailabel.interfaces.utils.app import app_instance
+
+with contextlib.redirect_stdout(io.StringIO()):  # it prints "Allow Origins: ['*']"; GazeLabel allows none
+    from monailabel import app as ml_app
 
 from models.imaging import ImageError
 from models.runtime import CheckpointError
@@ -57,6 +60,7 @@ INFER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("GAZELABEL_IN
 MODEL_PREFIXES = ("/infer", "/activelearning", "/scoring", "/batch")
 INFER_THREADS = max(1, int(os.environ.get("GAZELABEL_INFER_THREADS", "1")))
 AUTH = AuthConfig.from_env()
+START_NONCE = os.environ.get("GAZELABEL_START_NONCE", "")
 # Failed logins (POST /auth/token, bad credentials on any route) per client address before 429.
 LOGIN_LIMITER = FailureLimiter(max_failures=int(os.environ.get("GAZELABEL_LOGIN_MAX_FAILURES", "10")),
                                window_s=float(os.environ.get("GAZELABEL_LOGIN_WINDOW_S", "60")))
@@ -153,8 +157,21 @@ def gazelabel_router() -> APIRouter:
     return router
 
 
+@contextlib.asynccontextmanager
+async def lifespan(api):
+    """MONAI Label's start-up and shutdown, without its "App Init..." print on the console."""
+    context = ml_app.lifespan(api)
+    with contextlib.redirect_stdout(io.StringIO()):
+        await context.__aenter__()
+    try:
+        yield
+    finally:
+        with contextlib.redirect_stdout(io.StringIO()):  # "App Shutdown..."
+            await context.__aexit__(None, None, None)
+
+
 app = FastAPI(title="GazeLabel (MONAI Label 0.8.5)", openapi_url="/openapi.json", docs_url=None, redoc_url="/docs",
-              lifespan=ml_app.lifespan)
+              lifespan=lifespan)
 app.mount("/static", StaticFiles(directory=Path(ml_app.__file__).parent / "endpoints" / "static"), name="static")
 ROUTER = gazelabel_router()
 
@@ -180,6 +197,11 @@ async def auth_token(request: Request):
         LOGIN_LIMITER.failed(client)
         raise HTTPException(status_code=401, detail="wrong user name or password")
     return {"access_token": token, "token_type": "Bearer"}
+
+
+@ROUTER.get("/health", summary="This server process: its start nonce and pid (the launcher's readiness check)")
+def health():
+    return {"status": "ok", "nonce": START_NONCE, "pid": os.getpid()}
 
 
 @ROUTER.get("/auth/token/valid", summary="200 when the request's credentials are accepted")

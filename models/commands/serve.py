@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="size of the default models trained on first run (default quick)")
     p.add_argument("--infer-workers", type=int, default=2, help="inferences run at once; others queue (default 2)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without authentication")
+    p.add_argument("--verbose", dest="verbose_command", action="store_true", help="show the server's INFO log on the console too (always in "
+                                                          "<work dir>/logs/server.log)")
 
 
 def _first_line(path: str, flag: str) -> str:
@@ -79,4 +81,5 @@ def run(args: argparse.Namespace) -> int:
     token, basic = auth_settings(args)
     return serve(args.studies, host=args.host, port=args.port, auth_token=token, basic_auth=basic,
                  models_dir=args.models_dir, work_dir=args.work_dir, profile=args.profile,
-                 infer_workers=args.infer_workers, insecure=args.insecure)
+                 infer_workers=args.infer_workers, insecure=args.insecure,
+                 verbose=args.verbose or args.verbose_command)

@@ -81,3 +81,86 @@ def test_serve_starts_prints_help_enforces_the_token_and_stops(tiny_models, tmp_
                     pass
             proc.wait()
         assert not (tmp_path / "work" / "server.pid").exists(), "the server was left running"
+
+
+def test_every_start_up_failure_is_one_line_and_exit_2(tiny_models, tmp_path, capsys):
+    """A busy port, a missing studies or models folder: one line naming the problem, status 2, no traceback,
+    and never the "ready" banner (a server that another program answers for is not ready)."""
+    import socket
+
+    store, models = tiny_models
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    try:
+        cases = [
+            (["--port", str(busy)], f"--port {busy}: already in use"),
+            (["--port", "70000"], "a TCP port is 1-65535"),
+            (["--studies", str(tmp_path / "nowhere")], "no such folder"),
+            (["--studies", str(store / "dataset.json")], "not a folder"),
+            (["--models-dir", str(tmp_path / "no_models")], "--models-dir"),
+            (["--host", "10.255.255.1", "--insecure"], "not an address of this machine"),
+        ]
+        for extra, message in cases:
+            argv = ["serve", "--studies", str(store), "--models-dir", str(models), "--work-dir", str(tmp_path / "w"), *extra]
+            assert main(argv) == 2, extra
+            captured = capsys.readouterr()
+            lines = [line for line in captured.err.splitlines() if line.strip()]
+            assert len(lines) == 1 and message in lines[0] and "Traceback" not in captured.err, (extra, captured.err)
+            assert "ready" not in captured.out
+    finally:
+        holder.close()
+
+
+def test_a_privileged_port_is_one_line_for_a_non_root_user(monkeypatch):
+    import socket
+
+    from models.errors import StartupError
+    from monailabel_app import launcher
+
+    class Refusing(socket.socket):
+        def bind(self, address):
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(launcher.socket, "socket", Refusing)
+    with pytest.raises(StartupError, match="ports below 1024 need root"):
+        launcher.check_port("127.0.0.1", 80)
+
+
+def test_readiness_is_this_process_and_the_log_tail_is_this_run(tmp_path):
+    """Another server answering on the port is not "ready"; the log tail leaves earlier runs out."""
+    import http.server
+    import json
+
+    from monailabel_app.launcher import ServerProcess, ServerSettings
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"status": "ok", "nonce": "someone-else"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        settings = ServerSettings(studies=str(tmp_path), models_dir=tmp_path, work_dir=tmp_path / "w",
+                                  port=other.server_address[1])
+        process = ServerProcess(settings)
+        process.nonce = "mine"
+        assert not process.answers()
+        log = process.log_file
+        log.parent.mkdir(parents=True)
+        log.write_text("[old] an error from yesterday's run\n")
+        process._log_offset = log.stat().st_size
+        with open(log, "a") as f:
+            f.write("[2026] [1] [ERROR] (x) - this run's error\n")
+        assert "yesterday" not in process.log_tail() and "this run's error" in process.log_tail()
+        assert process.first_error() == "this run's error"
+    finally:
+        other.shutdown()
