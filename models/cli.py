@@ -36,6 +36,7 @@ def _family(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gazelabel", description="Gaze-guided chest X-ray AI (GazeLabel)")
+    parser.add_argument("--verbose", action="store_true", help="show library warnings and progress bars too")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         try:
@@ -66,10 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     # Idle OpenMP threads that spin made CPU training ~3x slower on a busy 2-core machine; let them sleep.
     # Must be set before torch loads its OpenMP runtime.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Nothing is ever downloaded; huggingface_hub reads these once, at import, so they are set first (a hub
+    # lookup that cannot connect cost a one-image predict 40 s of timeouts).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from models.errors import USER_ERRORS
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from models.quiet import quiet_libraries
+
+    quiet_libraries(verbose=args.verbose or getattr(args, "verbose_command", False))
     try:
         return int(args._run(args) or 0)
     except USER_ERRORS as e:

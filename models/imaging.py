@@ -299,6 +299,28 @@ def read_image(path: str | Path) -> LoadedImage:
     raise ImageError(f"{path}: unsupported file type (expected DICOM, PNG, JPG, TIFF, NIfTI, MHA or NRRD)")
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` in original pixels from the file's header when that is cheap (DICOM, PNG/JPG),
+    else by reading the image. ImageError as :func:`read_image`."""
+    path = Path(path)
+    name = path.name.lower()
+    try:
+        if name.endswith((".dcm", ".dicom")):
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(ds.Columns), int(ds.Rows)
+        if name.endswith((".png", ".jpg", ".jpeg")):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.width), int(im.height)
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # the full reader below names the problem
+    loaded = read_image(path)
+    return loaded.width, loaded.height
+
+
 # ------------------------------------------------------------------------------------------------ writers
 def write_png(array: np.ndarray, path: str | Path, bits: int = 8) -> Path:
     """Write a ``(H, W)`` [0, 1] array as 8- or 16-bit greyscale PNG."""

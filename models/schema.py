@@ -350,6 +350,13 @@ class Case:
                 mask[i] = 1.0
         return target, mask
 
+    def synthetic_notes(self) -> list[str]:
+        """What is synthetic about this case, for captions: the image, and/or the models behind a prediction."""
+        notes = ["SYNTHETIC image"] if self.image.synthetic else []
+        if self.extra.get("models_trained_on_synthetic_data"):
+            notes.append("models trained on SYNTHETIC data")
+        return notes
+
     def positive_findings(self) -> list[str]:
         return [f for f in FINDINGS if self.findings.get(f) == 1]
 

@@ -3,7 +3,7 @@ its region coverage; with --report the draft report and its evidence links."""
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 
@@ -21,13 +21,16 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu")
 
 
+CALLS = {1: "POSITIVE", -1: "uncertain"}
+
+
 def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
     print(f"{case.id}: {case.image.width}x{case.image.height} px  ({case.source.model})")
     if case.extra.get("models_trained_on_synthetic_data"):
         print("  note: these models were trained on SYNTHETIC phantom data; outputs are not clinical findings")
-    print(f"  {'finding':<28}{'score':>7}  call")
+    print(f"  {'finding':<28}{'score':>7}  call (models.decision: the report says the same)")
     for name, score in sorted(case.scores.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<28}{score:7.3f}  {'POSITIVE' if case.findings.get(name) == 1 else ''}")
+        print(f"  {name:<28}{score:7.3f}  {CALLS.get(case.findings.get(name), '')}")
     for i, b in enumerate(case.boxes):
         print(f"  box {i}: {b.finding} in {b.region} ({b.x1:.0f}, {b.y1:.0f})-({b.x2:.0f}, {b.y2:.0f}) px, score {b.score or 0:.2f}")
     if show_scanpath:
@@ -46,31 +49,51 @@ def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
             print(f"    sentence {e.sentence}: finding={e.finding} region={e.region} box={e.box} fixations={e.fixations}")
 
 
-def run(args) -> int:
-    from models.pipeline import Pipeline
+def _models_dir(args) -> Path:
+    """The models folder, with a message that says where it was looked for and how to get models."""
+    from models.pipeline import model_paths
     from models.runtime import home
 
+    models_dir = Path(args.models) if args.models else home() / "models"
+    if not model_paths(models_dir):
+        where = "--models" if args.models else "$GAZELABEL_HOME/models (GAZELABEL_HOME is " + \
+            (os.environ.get("GAZELABEL_HOME") or f"unset, so ./.gazelabel under {Path.cwd()}") + ")"
+        raise FileNotFoundError(
+            f"{models_dir}: no models found in {where}; run `make demo` (or `gazelabel serve`) in the "
+            "repository to train the default ones, point --models at a models folder, or train with "
+            "`gazelabel train classifier|scanpath|report`")
+    return models_dir
+
+
+def run(args) -> int:
+    from models.imaging import read_image
+    from models.pipeline import SCANPATH_TEMPERATURE, Pipeline
+
+    # Every input is checked before any model loads: a bad path is reported at once.
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    models_dir = Path(args.models) if args.models else home() / "models"
-    pipe = Pipeline.from_dir(models_dir, device=args.device)
-    from models.pipeline import SCANPATH_TEMPERATURE
-
     temperature = SCANPATH_TEMPERATURE if args.temperature is None else args.temperature
     if temperature < 0:
         raise ValueError(f"--temperature must be >= 0, got {temperature}")
-    result = pipe.run(args.image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode, temperature=temperature)
+    for flag, out, suffix in (("--json", args.json_out, ".json"), ("--overlay", args.overlay, ".png")):
+        if out and Path(out).suffix.lower() != suffix:
+            raise ValueError(f"{flag} {out}: expected a {suffix} path")
+    image = read_image(args.image)
+    models_dir = _models_dir(args)
+    pipe = Pipeline.from_dir(models_dir, device=args.device)
+    result = pipe.run(image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode, temperature=temperature)
     case = result.case
     _print_case(case, args.scanpath, args.report)
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(case.to_dict(), indent=1))
+        from models.files import atomic_json
+
+        atomic_json(args.json_out, case.to_dict())
         print(f"wrote {args.json_out}")
     if args.overlay:
-        from models.imaging import read_image
+        from models.files import atomic_path
         from models.render import render_overlay
 
-        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
-        render_overlay(read_image(args.image), case, result.heatmap).save(args.overlay)
+        with atomic_path(args.overlay) as tmp:
+            render_overlay(image, case, result.heatmap).save(tmp, format="PNG")
         print(f"wrote {args.overlay}")
     return 0

@@ -110,7 +110,14 @@ def small_gpt2(vocab_size: int, *, n_layer: int = 4, n_embd: int = 128, n_head: 
     config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
                         n_head=n_head, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
                         pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
-    return GPT2LMHeadModel(config)
+    return name_loss(GPT2LMHeadModel(config))
+
+
+def name_loss(model):
+    """Say which loss a causal LM uses (transformers 5 warns on every model whose ``loss_type`` is unset)."""
+    if getattr(model, "loss_type", None) is None:
+        model.loss_type = "ForCausalLM"
+    return model
 
 
 def load_lm(path: str | Path):
@@ -134,7 +141,7 @@ def load_lm(path: str | Path):
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: cannot load a causal LM and its tokenizer ({type(e).__name__}: {e})") from None
     ensure_special_tokens(model, tokenizer)
-    return model, tokenizer
+    return name_loss(model), tokenizer
 
 
 def ensure_special_tokens(model, tokenizer) -> None:

@@ -65,6 +65,7 @@ def test_predict_command_writes_case_and_overlay(tiny_models, tmp_path, capsys):
     assert code == 0 and "SYNTHETIC" in out and "visited:" in out and "FINDINGS:" in out
     case = load_case(tmp_path / "p.json")
     assert case.fixations and case.report is not None
+    assert case.extra["models_trained_on_synthetic_data"] is True
     overlay = read_image(tmp_path / "p.png")
     assert overlay.array.std() > 0.05
 
@@ -74,8 +75,14 @@ def test_predict_command_errors_are_one_line(tiny_models, tmp_path, capsys):
     (tmp_path / "x.png").write_bytes(b"not an image")
     assert main(["predict", str(tmp_path / "x.png"), "--models", str(models)]) == 2
     assert "x.png: not a recognised image" in capsys.readouterr().err
+    # Inputs are checked before any model loads: the bad image is reported even without models ...
     assert main(["predict", str(tmp_path / "x.png"), "--models", str(tmp_path / "none")]) == 2
-    assert "no models found" in capsys.readouterr().err
+    assert "x.png: not a recognised image" in capsys.readouterr().err
+    # ... and a good image with no models says where it looked and how to get models.
+    good = sorted(tiny_models[0].glob("*.png"))[0]
+    assert main(["predict", str(good), "--models", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "no models found" in err and "make demo" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cached_pipeline_reloads_republished_models(tiny_models):

@@ -66,6 +66,7 @@ def test_infer_answers_a_valid_case(gazelabel_server, task):
     case = Case.from_dict(result["case"])  # raises CaseError on any malformed field
     assert case.id == image_id and (case.image.width, case.image.height) == (512, 512)
     assert result["synthetic"] is True and case.image.synthetic
+    assert case.extra["models_trained_on_synthetic_data"] is True  # every task's answer says so in its case
     assert set(result["models"]) and all(result["models"].values())
     if task in ("gaze_classifier", "report", "pipeline"):
         assert set(case.scores) == set(FINDINGS) and all(0 <= s <= 1 for s in case.scores.values())

@@ -103,6 +103,12 @@ def test_bad_images_sent_to_infer_are_refused(server_survives, tmp_path):
     (json.dumps({"fixations": [{"x": 10, "y": 10, "duration": -1}]}), "fixations[0].duration"),
     (json.dumps({"image": {"width": 512, "height": 512}, "boxes": [{"finding": "Cardiomegaly", "x1": 10, "y1": 10,
                                                                     "x2": 9000, "y2": 20}]}), "outside the 512x512 image"),
+    # Quiet acceptance: a label must name its image's size and hold a decision.
+    (json.dumps({"schema": "gazelabel.case/1", "id": "phantom_000007"}), "image.width and image.height are required"),
+    (json.dumps({"findings": {"Cardiomegaly": 1}}), "image.width and image.height are required (the stored image is 512x512)"),
+    (json.dumps({"image": {"width": 256, "height": 512}, "findings": {"Cardiomegaly": 1}}), "is 256x512 but the stored image"),
+    (json.dumps({"image": {"width": 512, "height": 512}}), "holds nothing to save"),
+    (json.dumps({"image": {"width": 512, "height": 512}, "findings": {}, "boxes": [], "report": None}), "holds nothing to save"),
 ])
 def test_malformed_labels_are_refused_with_the_case_error(server_survives, label, message):
     image_id = server_survives.image_ids[8]

@@ -88,7 +88,7 @@ def test_upload_file_name_cannot_choose_a_path(gazelabel_server, untouched_outsi
 @pytest.mark.parametrize("bad_tag", ["../../outside/tagdir", "..", "final/../../../outside", "/tmp/x"])
 def test_label_tag_traversal_is_refused(gazelabel_server, untouched_outside, bad_tag):
     image_id = gazelabel_server.image_ids[6]
-    label = json.dumps({"id": image_id, "findings": {"Cardiomegaly": 1}})
+    label = json.dumps({"id": image_id, "image": {"width": 512, "height": 512}, "findings": {"Cardiomegaly": 1}})
     put = gazelabel_server.put("/datastore/label", params={"image": image_id, "tag": bad_tag},
                                files={"label": ("x.json", label)})
     assert put.status_code == 400, put.text
@@ -105,7 +105,7 @@ def test_label_tag_traversal_is_refused(gazelabel_server, untouched_outside, bad
 
 def test_safe_label_tags_still_work(gazelabel_server, untouched_outside):
     image_id = gazelabel_server.image_ids[7]
-    label = json.dumps({"id": image_id, "findings": {"Pneumothorax": 1}})
+    label = json.dumps({"id": image_id, "image": {"width": 512, "height": 512}, "findings": {"Pneumothorax": 1}})
     put = gazelabel_server.put("/datastore/label", params={"image": image_id, "tag": "reviewer_2"},
                                files={"label": ("x.json", label)})
     assert put.status_code == 200, put.text

@@ -29,6 +29,7 @@ from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastor
 from monailabel.interfaces.exception import ImageNotFoundException
 
 from models.files import atomic_copy, atomic_json, atomic_write, remove_partials
+from models.imaging import image_size
 from models.schema import CaseError
 from models.strict_json import JSONValueError, check_value
 
@@ -207,7 +208,7 @@ class CaseDatastore(LocalDatastore):
         label_dir = self._datastore.label_path(label_tag)
         dest = check_inside(self._datastore_path, os.path.join(label_dir, image_id + ".json"))
         info = client_info(label_info, "params")
-        case = read_label_upload(label_filename, image_id)
+        case = read_label_upload(label_filename, image_id, self._stored_size(image_id))
         info["case"] = {"findings": len(case.findings), "boxes": len(case.boxes), "fixations": len(case.fixations),
                         "has_report": case.report is not None}
         info.update(ts=int(time.time()), name=image_id + ".json")
@@ -217,6 +218,13 @@ class CaseDatastore(LocalDatastore):
             self._datastore.objects[image_id].labels[label_tag] = DataModel(info=info, ext=".json")
             self._update_datastore_file(lock=False)
         return image_id
+
+    def _stored_size(self, image_id: str) -> tuple[int, int]:
+        """``(width, height)`` of a stored image: from its info, else from the file's header."""
+        info = self._datastore.objects[image_id].image.info
+        if isinstance(info.get("width"), int) and isinstance(info.get("height"), int):
+            return info["width"], info["height"]
+        return image_size(self.get_image_uri(image_id))
 
     def remove_label(self, label_id: str, label_tag: str) -> None:
         check_id(label_id, "label id")

@@ -46,8 +46,12 @@ def check_image_upload(path: str | Path, ext: str) -> dict:
     return info
 
 
-def read_label_upload(path: str | Path, image_id: str) -> Case:
+def read_label_upload(path: str | Path, image_id: str, image_size: tuple[int, int] | None = None) -> Case:
     """Parse an uploaded label as a Case for ``image_id`` (its ``id`` is set to the image id).
+
+    A label must say what the annotator decided about which image: ``image.width`` and ``image.height``
+    (equal to the stored image's ``image_size``, when given) and at least one of findings, boxes,
+    fixations (or other readers' fixations) and report.
 
     Raises:
         CaseError: not strict JSON (NaN, Infinity, nesting over 32 levels), too big, or not a valid Case
@@ -65,4 +69,12 @@ def read_label_upload(path: str | Path, image_id: str) -> Case:
     except CaseError as e:
         raise CaseError(f"label: {e}") from None
     case.id = image_id
+    stored = f" (the stored image is {image_size[0]}x{image_size[1]})" if image_size else ""
+    if not (case.image.width and case.image.height):
+        raise CaseError(f"label: image.width and image.height are required{stored}")
+    if image_size and (case.image.width, case.image.height) != tuple(image_size):
+        raise CaseError(f"label: image.width x image.height is {case.image.width}x{case.image.height} but the "
+                        f"stored image {image_id!r} is {image_size[0]}x{image_size[1]}")
+    if not (case.findings or case.boxes or case.fixations or case.readers or case.report):
+        raise CaseError("label: holds nothing to save; give at least one of findings, boxes, fixations or report")
     return case

@@ -93,6 +93,8 @@ class GazeInferTask(InferTask):
         case.image.height, case.image.width = image.height, image.width
         case.image.spacing_mm = image.spacing_mm
         case.image.synthetic = bool(case.image.synthetic or (record is not None and record.image.synthetic))
+        if models_synthetic:
+            case.extra["models_trained_on_synthetic_data"] = True
         result = {
             "case": case.to_dict(),
             "synthetic": bool(case.image.synthetic or models_synthetic),
