@@ -3,7 +3,7 @@
 PIL only, so every command and the server can produce a PNG without matplotlib. Layers, bottom to top:
 the windowed image, the heatmap as a translucent colour map, finding boxes with labels, the fixation path
 (thin line), fixation disks sized by duration with a solid centre dot and their order number, and a
-"SYNTHETIC" caption when the case is synthetic.
+caption saying what is SYNTHETIC (the image, the models behind a prediction) when anything is.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from models.imaging import LoadedImage
+from models.layout import edges, place_labels, thin_labels
 from models.schema import Case, CaseError
 from models.vocab import FINDING_INDEX
 
@@ -23,8 +24,9 @@ FINDING_COLOURS = (
 )
 FIXATION_COLOUR = (0, 255, 255)
 PATH_COLOUR = (255, 255, 255)
-HEATMAP_ALPHA = 0.5
-HEATMAP_FLOOR = 0.15
+# The heatmap tints at most 40% and only its upper 80%, so the film under it stays readable.
+HEATMAP_ALPHA = 0.4
+HEATMAP_FLOOR = 0.2
 
 
 def window(array: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
@@ -59,11 +61,19 @@ def _text_height(font) -> int:
     return int(bottom - top) + 2
 
 
-def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour, font) -> None:
+def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour, font) -> tuple[float, float, float, float]:
+    """Draw ``text`` on a black plate at ``xy``; returns the plate's rectangle."""
     x, y = xy
     l, t, r, b = draw.textbbox((x, y), text, font=font)
-    draw.rectangle([l - 2, t - 1, r + 2, b + 1], fill=(0, 0, 0))
+    plate = (l - 2, t - 1, r + 2, b + 1)
+    draw.rectangle(list(plate), fill=(0, 0, 0))
     draw.text((x, y), text, fill=colour, font=font)
+    return plate
+
+
+def _plate_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[float, float]:
+    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    return r - l + 4, b - t + 2
 
 
 def render_overlay(
@@ -84,6 +94,10 @@ def render_overlay(
         heatmap: ``(H, W)`` (or any size, resized) map; without one, the case's fixation heatmap is shown.
         max_side: the output's longer side is at most this many pixels (never enlarged).
         caption: extra text for the bottom-left corner.
+
+    Returns:
+        The picture; ``picture.info["gazelabel_labels"]`` lists the rectangle of every text plate drawn
+        (finding labels, fixation numbers, caption), which never overlap.
 
     Raises:
         CaseError: the case's image size differs from the image's.
@@ -120,17 +134,31 @@ def render_overlay(
     draw = ImageDraw.Draw(canvas, "RGBA")
     font = _font(max(10, out_w // 60))
     line_w = max(1, out_w // 400)
+    plates: list[tuple[float, float, float, float]] = []  # every text plate drawn, for the no-overlap check
+    caption_h = _text_height(font) + 12
     if case is not None and show_boxes:
         # Boxes at the same place (a nodule and its "Lung Opacity") get one rectangle and one label.
         groups: dict[tuple, list] = {}
         for b in case.boxes:
             groups.setdefault(tuple(round(v, 1) for v in b.xyxy), []).append(b)
+        texts, anchors, sizes, colours, corners = [], [], [], [], []
         for xyxy, group in groups.items():
             colour = FINDING_COLOURS[FINDING_INDEX.get(group[0].finding, 0)]
             x1, y1, x2, y2 = (v * scale for v in xyxy)
             draw.rectangle([x1, y1, x2, y2], outline=colour, width=max(2, line_w + 1))
             text = ", ".join(b.finding if b.score is None else f"{b.finding} {b.score:.2f}" for b in group)
-            _label(draw, (x1 + 2, max(0, y1 - _text_height(font) - 3)), text, colour, font)
+            w, h = _plate_size(draw, text, font)
+            texts.append(text), colours.append(colour), sizes.append((w, h)), corners.append((x1, y1))
+            anchors.append((x1, y1 - h - 2))
+        sides = [strip for x1, y1, x2, y2 in ((v * scale for v in xyxy) for xyxy in groups) for strip in
+                 edges((x1, y1, x2, y2), 2 * line_w + 4)]
+        spots = place_labels(anchors, sizes, (0, 0, out_w, out_h - caption_h), avoid=sides)
+        for text, colour, spot, (cx, cy) in zip(texts, colours, spots, corners):
+            if spot is None:
+                continue
+            if abs(spot[3] - cy) > 4 or abs(spot[0] - cx) > 4:  # moved away from its box: a leader line
+                draw.line([(spot[0], spot[3]), (cx, cy)], fill=colour + (200,), width=1)
+            plates.append(_label(draw, (spot[0] + 2, spot[1] + 1), text, colour, font))
     if case is not None and case.fixations and show_fixations:
         pts = [(f.x * scale, f.y * scale) for f in case.fixations]
         if len(pts) > 1:
@@ -142,11 +170,25 @@ def render_overlay(
         for i, (x, y) in enumerate(pts):
             draw.ellipse([x - dot, y - dot, x + dot, y + dot], fill=FIXATION_COLOUR + (255,))
         small = _font(max(9, out_w // 80))
-        for i, (x, y) in enumerate(pts):
-            draw.text((x + dot + 2, y - dot - 2), str(i + 1), fill=(255, 255, 255), font=small, stroke_width=1, stroke_fill=(0, 0, 0))
+        # Numbers of fixations in a dense cluster would cover each other: the first one of a cluster keeps its
+        # number (the path and the discs still show every fixation); none covers a finding label.
+        number_size = _plate_size(draw, str(len(pts)), small)
+        anchors = [(x + dot + 1, y - dot + 1) for x, y in pts]
+        caption_band = [(0, out_h - caption_h, out_w, out_h)]
+        for i, ((x, y), keep) in enumerate(zip(anchors, thin_labels(anchors, number_size, taken=plates + caption_band))):
+            if keep:
+                draw.text((x + 1, y - number_size[1]), str(i + 1), fill=(255, 255, 255), font=small, stroke_width=1,
+                          stroke_fill=(0, 0, 0))
+                plates.append((x, y - number_size[1], x + number_size[0], y))
     words = [caption] if caption else []
-    if case is not None and case.image.synthetic:
-        words.insert(0, "SYNTHETIC")
+    if case is not None:
+        words[:0] = case.synthetic_notes()
     if words:
-        _label(draw, (6, out_h - _text_height(font) - 6), " | ".join(words), (255, 80, 80), font)
+        text, size = " | ".join(words), max(10, out_w // 60)
+        caption_font = _font(size)
+        while size > 6 and _plate_size(draw, text, caption_font)[0] > out_w - 8:  # a small picture: smaller text
+            size -= 1
+            caption_font = _font(size)
+        plates.append(_label(draw, (6, out_h - _text_height(caption_font) - 6), text, (255, 80, 80), caption_font))
+    canvas.info["gazelabel_labels"] = plates
     return canvas

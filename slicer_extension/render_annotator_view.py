@@ -1,5 +1,7 @@
-"""Screenshot what a GazeLabel annotator sees in Slicer, without Slicer: connect to a running server, take
-the next sample (or a given image), run the pipeline, and render the Red slice view offscreen.
+"""Screenshot what a GazeLabel annotator sees in Slicer, without a full Slicer.
+
+It connects to a running server, takes the next sample (or a given image), runs the pipeline, and renders
+the Red slice view offscreen.
 
     python slicer_extension/render_annotator_view.py --server http://127.0.0.1:8000 \\
         --out benchmarks/results/slicer_annotator_view.png
@@ -27,7 +29,7 @@ from GazeLabelLib.session import AnnotationSession  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
     p.add_argument("--server", default="http://127.0.0.1:8000", help="GazeLabel server address")
     p.add_argument("--token", help="bearer token (server started with --auth-token)")
     p.add_argument("--user", help="user name for basic auth (server started with --basic-auth)")
@@ -51,12 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         case = session.run_pipeline(args.model)
         seconds = time.perf_counter() - start
-        shot = render_slice_view(headless, args.out, size=tuple(args.size))
+        png = args.out if args.out.suffix.lower() == ".png" else args.out.with_suffix(".png")
+        shot = render_slice_view(headless, png, size=tuple(args.size))
+        if png != args.out:  # .jpg/.jpeg: the README screenshot is a JPEG to keep the repository small
+            from PIL import Image
+
+            Image.open(png).convert("RGB").save(args.out, quality=90)
+            png.unlink()
     except (ServerError, ImageDecodeError, SceneError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     synthetic = " (SYNTHETIC)" if case["image"].get("synthetic") else ""
-    print(f"{shot.path}: {case['id']}{synthetic}, {len(case['fixations'])} fixations, {len(case['boxes'])} boxes, "
+    print(f"{args.out}: {case['id']}{synthetic}, {len(case['fixations'])} fixations, {len(case['boxes'])} boxes, "
           f"heatmap from {session.heatmap_source}, inference {seconds:.1f} s")
     return 0
 

@@ -20,7 +20,7 @@ from slicer.util import VTKObservationMixin
 
 from GazeLabelLib import scene_io
 from GazeLabelLib.client import ServerError
-from GazeLabelLib.headless import HEATMAP_OPACITY, fit_with_margin
+from GazeLabelLib.headless import HEATMAP_OPACITY, fit_with_margin, image_px_per_view_px
 from GazeLabelLib.image_io import ImageDecodeError
 from GazeLabelLib.session import AnnotationSession
 
@@ -286,7 +286,18 @@ class GazeLabelLogic(ScriptedLoadableModuleLogic):
         heatmap = scene_io.find_role(slicer.mrmlScene, "heatmap")
         slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutOneUpRedSliceView)
         slicer.util.setSliceViewerLayers(background=image, foreground=heatmap, foregroundOpacity=HEATMAP_OPACITY, fit=True)
-        fit_with_margin(slicer.util.getNode("vtkMRMLSliceNodeRed"))  # boxes on the film's edge stay visible
+        red = slicer.util.getNode("vtkMRMLSliceNodeRed")
+        fit_with_margin(red)  # boxes on the film's edge stay visible
+        self.relayoutLabels()
+        for roi in scene_io.nodes_with_role(slicer.mrmlScene, "box"):  # a dragged box takes its label along
+            roi.AddObserver(roi.PointEndInteractionEvent, lambda caller, event: self.relayoutLabels())
+
+    def relayoutLabels(self):
+        """Place box labels and thin fixation numbers for the Red view's current zoom."""
+        image = scene_io.find_role(slicer.mrmlScene, "image")
+        if image is not None and scene_io.find_role(slicer.mrmlScene, "case") is not None:
+            red = slicer.util.getNode("vtkMRMLSliceNodeRed")
+            scene_io.layout_labels(slicer.mrmlScene, image_px_per_view_px(red, image))
 
     def centerOn(self, x, y):
         """Centre the Red view on pixel (x, y), keeping the zoom."""

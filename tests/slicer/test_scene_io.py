@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,7 +96,8 @@ def test_scene_nodes(loaded, phantom_case):
     points = scene_io.find_role(scene, "fixations")
     n = len(case["fixations"])
     assert points.GetNumberOfControlPoints() == n
-    assert [points.GetNthControlPointLabel(i) for i in range(n)] == [str(i + 1) for i in range(n)]
+    labels = [points.GetNthControlPointLabel(i) for i in range(n)]
+    assert labels[0] == "1" and all(label in ("", str(i + 1)) for i, label in enumerate(labels))  # thinned, never renumbered
     timing = json.loads(points.GetNthControlPointDescription(n - 1))
     assert timing == {"t": case["fixations"][-1]["t"], "duration": case["fixations"][-1]["duration"]}
 
@@ -238,3 +240,44 @@ def test_undecodable_images_name_the_file():
         decode_image(b"hello world" * 10, "cxr_2.bin")
     with pytest.raises(ImageDecodeError, match="cxr_3.dcm: cannot decode DICOM"):
         decode_image(b"\0" * 128 + b"DICM" + b"\0" * 50, "cxr_3.dcm")
+
+
+@pytest.mark.parametrize("image_px_per_view_px", [0.4, 0.8, 1.6, 3.0])
+def test_labels_never_cover_each_other(loaded, phantom_case, image_px_per_view_px):
+    """Box names sit beside their boxes and fixation numbers are thinned so that no two labels overlap, at
+    any zoom; crowded boxes (one inside another, the same box twice) still get one label each."""
+    from GazeLabelLib import scene_io
+    from GazeLabelLib.layout import overlaps
+
+    case, _ = phantom_case
+    scene = loaded.scene
+    base = case["boxes"][0]
+    for dx in (0.0, 4.0, 8.0):  # near-identical boxes: their names used to print over each other
+        scene_io.add_box(scene, {**base, "x1": base["x1"] + dx, "y1": base["y1"] + dx})
+    placed = scene_io.layout_labels(scene, image_px_per_view_px)
+    rects = placed["boxes"] + placed["fixations"]
+    assert len(placed["boxes"]) == len(scene_io.nodes_with_role(scene, "box"))
+    assert not [(a, b) for i, a in enumerate(rects) for b in rects[i + 1:] if overlaps(a, b)]
+    points = scene_io.find_role(scene, "fixations")
+    shown = sum(bool(points.GetNthControlPointLabel(i)) for i in range(points.GetNumberOfControlPoints()))
+    assert shown == len(placed["fixations"]) >= 1
+    labels = scene_io.find_role(scene, "box_labels")
+    assert labels.GetNumberOfControlPoints() == len(placed["boxes"])
+    back = scene_io.scene_to_case(scene)  # display-only nodes never reach the saved label
+    assert len(back["boxes"]) == len(case["boxes"]) + 3 and len(back["fixations"]) == len(case["fixations"])
+
+
+def test_layout_copies_are_identical():
+    """Slicer's Python cannot import models: models/layout.py and GazeLabelLib/layout.py are one file."""
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "models" / "layout.py").read_text() == (root / "slicer_extension" / "GazeLabel" / "GazeLabelLib" / "layout.py").read_text()
+
+
+def test_the_volume_name_says_what_is_synthetic():
+    from GazeLabelLib.scene_io import synthetic_suffix
+
+    assert synthetic_suffix({"id": "x", "image": {"synthetic": True}}) == " (SYNTHETIC)"
+    assert synthetic_suffix({"id": "x", "extra": {"models_trained_on_synthetic_data": True}}) == " (SYNTHETIC-trained models)"
+    assert synthetic_suffix({"id": "x", "image": {"synthetic": True}, "extra": {"models_trained_on_synthetic_data": True}}) \
+        == " (SYNTHETIC, SYNTHETIC-trained models)"
+    assert synthetic_suffix({"id": "x", "image": {}}) == ""

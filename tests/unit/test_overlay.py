@@ -112,3 +112,42 @@ def test_overlay_command_errors(tmp_path, capsys):
     assert "512x512 image but the image is 300x200" in err and "Traceback" not in err
     assert main(["overlay", str(png), "--case", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o.png")]) == 2
     assert "nope.json: no such file" in capsys.readouterr().err
+
+
+def _crowded_case() -> Case:
+    """Boxes inside and on top of each other and a dense fixation cluster: where labels used to collide."""
+    boxes = [Box("Cardiomegaly", 100, 80, 200, 170, score=0.9), Box("Consolidation", 102, 82, 198, 168, score=0.6),
+             Box("Lung Opacity", 110, 85, 190, 160, score=0.5), Box("Edema", 5, 5, 60, 40, score=0.4),
+             Box("Pleural Effusion", 200, 150, 295, 195, score=0.7)]
+    rng = np.random.default_rng(0)
+    fixations = [Fixation(float(x), float(y), 0.1 * i, 0.2) for i, (x, y) in
+                 enumerate(zip(rng.normal(150, 8, 40).clip(1, W - 1), rng.normal(120, 8, 40).clip(1, H - 1)))]
+    return Case(id="crowded", image=ImageRef("", W, H), boxes=boxes, fixations=fixations,
+                extra={"models_trained_on_synthetic_data": True})
+
+
+@pytest.mark.parametrize("max_side", [150, 300])
+def test_labels_never_cover_each_other(max_side):
+    picture = render_overlay(_image(), _crowded_case(), max_side=max_side)
+    plates = picture.info["gazelabel_labels"]
+    overlapping = [(a, b) for i, a in enumerate(plates) for b in plates[i + 1:]
+                   if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+    assert not overlapping
+    assert all(0 <= x1 and 0 <= y1 and x2 <= picture.width + 3 and y2 <= picture.height + 2 for x1, y1, x2, y2 in plates)
+    # Every box got its name; the 40 clustered fixations show only a few numbers; the caption is there.
+    numbers = [p for p in plates if p[2] - p[0] < 30]
+    assert len(plates) - len(numbers) >= 5 + 1 and 1 <= len(numbers) < 40
+
+
+def test_synthetic_models_are_said_in_the_pixels():
+    """The caption names what is synthetic: the image, and the models behind a prediction."""
+    case = _case(synthetic=False)
+    plain = np.asarray(render_overlay(_image(), case)).astype(int)
+    case.extra["models_trained_on_synthetic_data"] = True
+    marked = np.asarray(render_overlay(_image(), case)).astype(int)
+    corner = (slice(H - 30, H), slice(0, W // 2))
+    red = (marked[corner][..., 0] > 200) & (marked[corner][..., 1] < 120)
+    assert red.sum() > 20 and not ((plain[corner][..., 0] > 200) & (plain[corner][..., 1] < 120)).any()
+    assert case.synthetic_notes() == ["models trained on SYNTHETIC data"]
+    case.image.synthetic = True
+    assert case.synthetic_notes() == ["SYNTHETIC image", "models trained on SYNTHETIC data"]

@@ -21,7 +21,8 @@ import vtk
 
 from . import scene_io
 
-HEATMAP_OPACITY = 0.6
+# The heatmap layer's opacity: strong attention stands out, the film under it stays readable.
+HEATMAP_OPACITY = 0.4
 # Zoom out this much after fitting the image, so boxes and fixations on the film's edge stay visible.
 VIEW_MARGIN = 1.06
 _SLICE_MANAGERS = ("vtkMRMLModelSliceDisplayableManager", "vtkMRMLMarkupsDisplayableManager")
@@ -66,6 +67,12 @@ def new_scene() -> HeadlessScene:
     markups.SetMRMLScene(scene)
     app_logic.SetModuleLogic("Markups", markups)  # the markups displayable manager looks it up by name
     return HeadlessScene(scene, app_logic, markups)
+
+
+def image_px_per_view_px(slice_node, volume) -> float:
+    """How many image pixels one screen pixel of the slice view spans now (its zoom, inverted)."""
+    fov, dims, spacing = slice_node.GetFieldOfView(), slice_node.GetDimensions(), volume.GetSpacing()
+    return float(fov[1]) / float(spacing[1]) / max(int(dims[1]), 1)
 
 
 def render_slice_view(headless: HeadlessScene, path: str | Path, size: tuple[int, int] = (800, 800),
@@ -116,6 +123,7 @@ def render_slice_view(headless: HeadlessScene, path: str | Path, size: tuple[int
     logic.ResizeSliceNode(*size)
     logic.FitSliceToBackground()
     fit_with_margin(slice_node)
+    scene_io.layout_labels(scene, image_px_per_view_px(slice_node, image))  # label sizes at this zoom
 
     # Slicer's Qt slice view shows the blended layers with an 8-bit RGBA image actor; do the same.
     mapper = vtk.vtkImageMapper()

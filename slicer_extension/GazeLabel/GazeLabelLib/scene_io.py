@@ -11,6 +11,8 @@ What the annotator sees and edits, one node per thing:
 ``vtkMRMLModelNode``            one disc per fixation, radius growing with its duration (role ``durations``)
 ``vtkMRMLMarkupsROINode``       one editable, image-plane-flat box per finding box, named by finding;
                                 attributes keep score, region and original index (role ``box``)
+``vtkMRMLMarkupsFiducialNode``  the boxes' finding labels, placed by :func:`layout_labels` so that no label
+                                covers another or a fixation number (role ``box_labels``; display only)
 ``vtkMRMLTextNode``             the report, ``FINDINGS: ...`` / ``IMPRESSION: ...`` (role ``report``)
 ``vtkMRMLScriptedModuleNode``   findings, scores and the rest of the case as JSON parameters (role ``case``)
 ==============================  =================================================================
@@ -33,6 +35,7 @@ import numpy as np
 import slicer
 import vtk
 
+from .layout import edges, place_labels, thin_labels
 from .vocab import FINDINGS
 
 ROLE = "GazeLabel.Role"
@@ -47,11 +50,18 @@ HEATMAP_FLOOR = 0.4
 DISC_BASE_FRACTION, DISC_REFERENCE_S = 0.012, 0.3
 # ROI thickness across the image plane (in voxels along K): flat, but still pickable in the slice view.
 BOX_THICKNESS_VOXELS = 1.0
+# Markups text is sized in view pixels: at text scale s a label is about 2.7 s px per character wide and
+# 4.6 s px high (measured on slicer-core 5.13 offscreen); these estimates are a little larger, for spacing.
+CHAR_WIDTH_PER_SCALE, TEXT_HEIGHT_PER_SCALE = 2.8, 5.5
+BOX_TEXT_SCALE, FIXATION_TEXT_SCALE = 3.0, 3.0
+# View pixels per image pixel assumed until a view reports its own (an image fit into a ~700 px view).
+NOMINAL_VIEW_PX = 700.0
 
 # Colours apart from each other and from the heatmap's red-yellow and the grey radiograph.
 FIXATION_COLOR = (0.0, 0.8, 1.0)   # sky blue: numbered fixations and their duration discs
 SCANPATH_COLOR = (0.6, 0.8, 1.0)   # pale blue: the saccades between them
 BOX_COLOR = (0.1, 1.0, 0.2)        # green: finding boxes
+BOX_LABEL_COLOR = (0.8, 1.0, 0.8)  # pale green: their names (apart from the outlines they label)
 
 
 class SceneError(ValueError):
@@ -171,7 +181,7 @@ def heat_color_table(scene):
             continue
         u = (v - HEATMAP_FLOOR) / (1.0 - HEATMAP_FLOOR)
         red, green, blue = (min(top, max(0.0, 3 * u - k)) for k, top in ((-0.4, 1.0), (1.0, 1.0), (2.0, 0.35)))
-        node.SetColor(i, red, green, blue, 0.15 + 0.65 * u)
+        node.SetColor(i, red, green, blue, 0.1 + 0.6 * u)
     node.GetLookupTable().SetTableRange(0.0, 1.0)
     return node
 
@@ -207,12 +217,21 @@ def _named(scene, class_name: str, name: str):
 
 def clear_case(scene) -> None:
     """Remove every GazeLabel node except the image and heatmap volumes (which the next case refills)."""
-    for role in ("fixations", "scanpath", "durations", "box", "report", "case"):
+    for role in ("fixations", "scanpath", "durations", "box", "box_labels", "report", "case"):
         for node in nodes_with_role(scene, role):
             scene.RemoveNode(node)
 
 
 # ---------------------------------------------------------------------------------------------- case -> scene
+def synthetic_suffix(case: dict) -> str:
+    """`` (SYNTHETIC)`` for a synthetic image, `` (SYNTHETIC-trained models)`` for a prediction by models
+    trained on synthetic data, both when both; empty otherwise."""
+    notes = ["SYNTHETIC"] if (case.get("image") or {}).get("synthetic") else []
+    if (case.get("extra") or {}).get("models_trained_on_synthetic_data"):
+        notes.append("SYNTHETIC-trained models")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def case_to_scene(scene, case: dict) -> None:
     """Show ``case`` (a Case dict) over the image volume already in the scene, replacing the previous case."""
     if not isinstance(case, dict) or not isinstance(case.get("id"), str):
@@ -224,8 +243,8 @@ def case_to_scene(scene, case: dict) -> None:
     if (width, height) != (dims[0], dims[1]):
         raise SceneError(f"case {case['id']}: image.width/height {width}x{height} differ from the loaded image {dims[0]}x{dims[1]}")
     clear_case(scene)
-    # The volume's name is what Slicer's views and data tree show: say whose image it is, and if it is synthetic.
-    volume.SetName(case["id"] + (" (SYNTHETIC)" if image.get("synthetic") else ""))
+    # The volume's name is what Slicer's views and data tree show: say whose image it is, and what is synthetic.
+    volume.SetName(case["id"] + synthetic_suffix(case))
 
     node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "GazeLabel case")
     node.SetAttribute(ROLE, "case")
@@ -237,6 +256,7 @@ def case_to_scene(scene, case: dict) -> None:
     set_fixations(scene, case.get("fixations") or [])
     for index, box in enumerate(case.get("boxes") or []):
         add_box(scene, box, index=index)
+    layout_labels(scene)
     report = case.get("report")
     if report is not None:
         text = scene.AddNewNodeByClass("vtkMRMLTextNode", "GazeLabel report")
@@ -258,7 +278,7 @@ def set_fixations(scene, fixations: list[dict]) -> None:
         points.AddControlPoint(vtk.vtkVector3d(*p), str(i + 1))
         points.SetNthControlPointDescription(i, json.dumps({"t": float(f.get("t", 0.0)), "duration": float(f.get("duration", 0.0))}))
     points.SetLocked(True)  # the predicted scanpath is shown, not edited
-    _style_markups(points, FIXATION_COLOR, text_scale=3.5, glyph_scale=1.5)
+    _style_markups(points, FIXATION_COLOR, text_scale=FIXATION_TEXT_SCALE, glyph_scale=1.5)
 
     path = scene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode", "GazeLabel scanpath")
     path.SetAttribute(ROLE, "scanpath")
@@ -355,9 +375,71 @@ def add_box(scene, box: dict, index: int | None = None):
         roi.SetAttribute(BOX_REGION, str(box["region"]))
     roi.CreateDefaultDisplayNodes()
     set_box_pixels(volume, roi, (x1, y1, x2, y2))
-    _style_markups(roi, BOX_COLOR, text_scale=3.0, glyph_scale=1.0)
+    _style_markups(roi, BOX_COLOR, text_scale=BOX_TEXT_SCALE, glyph_scale=1.0)
     roi.GetDisplayNode().SetFillOpacity(0.0)
+    roi.GetDisplayNode().SetPropertiesLabelVisibility(False)  # drawn at the centre, where boxes overlap:
+    roi.GetDisplayNode().SetPointLabelsVisibility(False)      # layout_labels draws the names instead
     return roi
+
+
+def box_label_text(roi) -> str:
+    score = roi.GetAttribute(BOX_SCORE)
+    return roi.GetName() + (f" {float(score):.2f}" if score and roi.GetName() == roi.GetAttribute(BOX_FINDING) else "")
+
+
+def text_size(text: str, scale: float, image_px_per_view_px: float) -> tuple[float, float]:
+    """The size of a markups label in image pixels, at a view zoom of ``1 / image_px_per_view_px``."""
+    return ((CHAR_WIDTH_PER_SCALE * scale * len(text) + 4) * image_px_per_view_px,
+            TEXT_HEIGHT_PER_SCALE * scale * image_px_per_view_px)
+
+
+def layout_labels(scene, image_px_per_view_px: float | None = None) -> dict[str, list]:
+    """Place the box labels beside their boxes so that none covers another, and keep the number of a
+    fixation only where it covers neither a box label nor an earlier number (dense clusters show their first
+    numbers; every fixation keeps its point, disc and place on the path). ``image_px_per_view_px`` is the
+    view's scale (default: the image fit into a :data:`NOMINAL_VIEW_PX` view); call again after a zoom, a
+    box edit or a resize. Returns the rectangles ``{"boxes": [...], "fixations": [...]}`` in image pixels."""
+    volume = require_role(scene, "image")
+    width, height = volume.GetImageData().GetDimensions()[:2]
+    scale = image_px_per_view_px or max(width, height) / NOMINAL_VIEW_PX
+    rois = nodes_with_role(scene, "box")
+    texts = [box_label_text(roi) for roi in rois]
+    sizes = [text_size(t, BOX_TEXT_SCALE, scale) for t in texts]
+    corners = [box_pixels(volume, roi) for roi in rois]
+    # Preferred: just above the box's top-left corner, clear of the ROI's edge handles.
+    # ROI edges carry handles (about 12 view px across): labels keep off them where there is room.
+    sides = [strip for c in corners for strip in edges(c, 12 * scale)]
+    spots = place_labels([(x1, y1 - 1.4 * h) for (x1, y1, _, _), (_, h) in zip(corners, sizes)], sizes,
+                         (0, 0, width, height), avoid=sides)
+    labels = find_role(scene, "box_labels")  # reused, so views showing it update in place
+    if labels is None:
+        labels = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "GazeLabel box labels")
+        labels.SetAttribute(ROLE, "box_labels")
+        labels.CreateDefaultDisplayNodes()
+    labels.SetLocked(False)
+    labels.RemoveAllControlPoints()
+    placed = [s for s in spots if s is not None]
+    # Slicer writes a label above and right of its point: the point is the rectangle's bottom-left corner.
+    for text, spot in zip(texts, spots):
+        if spot is not None:
+            labels.AddControlPoint(vtk.vtkVector3d(*pixels_to_ras(volume, [[spot[0], spot[3]]])[0]), text)
+    labels.SetLocked(True)
+    _style_markups(labels, BOX_LABEL_COLOR, text_scale=BOX_TEXT_SCALE, glyph_scale=0.01)
+
+    points = find_role(scene, "fixations")
+    shown = []
+    if points is not None and points.GetNumberOfControlPoints():
+        xy = []
+        for i in range(points.GetNumberOfControlPoints()):
+            ras = [0.0, 0.0, 0.0]
+            points.GetNthControlPointPositionWorld(i, ras)
+            xy.append(ras_to_pixels(volume, ras)[0])
+        size = text_size(str(len(xy)), FIXATION_TEXT_SCALE, scale)
+        for i, keep in enumerate(thin_labels([tuple(p) for p in xy], size, taken=placed)):
+            points.SetNthControlPointLabel(i, str(i + 1) if keep else "")
+            if keep:
+                shown.append((xy[i][0], xy[i][1] - size[1], xy[i][0] + size[0], xy[i][1]))
+    return {"boxes": placed, "fixations": shown}
 
 
 def set_box_pixels(volume, roi, xyxy) -> None:

@@ -189,7 +189,9 @@ class AnnotationSession:
         volume = scene_io.require_role(self.scene, "image")
         w, h = volume.GetImageData().GetDimensions()[:2]
         x1, y1, x2, y2 = xyxy or (w * 0.375, h * 0.375, w * 0.625, h * 0.625)
-        return scene_io.add_box(self.scene, {"finding": finding, "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+        roi = scene_io.add_box(self.scene, {"finding": finding, "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+        scene_io.layout_labels(self.scene)
+        return roi
 
     def current_case(self) -> dict:
         """The case as edited in the scene (a Case dict in original pixels)."""
