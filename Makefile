@@ -21,8 +21,9 @@ system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/gazelabel serve
 
+# The suite runs its files in reverse order: every file must pass alone and in any order (tests/conftest.py).
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --file-order reverse
 
 clean:
 	rm -rf $(VENV) .gazelabel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 
@@ -13,6 +14,41 @@ os.environ.setdefault("MONAI_LABEL_TRACKING_ENABLED", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Idle OpenMP threads must sleep, not spin: spinning tripled CPU training time on a busy 2-core machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# torch's optimizers import torch._dynamo, which loads triton's LLVM; once Mesa's LLVM is loaded by an
+# offscreen (EGL) VTK render, that load crashes the interpreter. Tests render and train in one process, so
+# triton is loaded first, here (GazeLabelLib.headless does the same when torch is already imported).
+import torch._dynamo  # noqa: E402,F401
+
+
+def pytest_addoption(parser):
+    parser.addoption("--file-order", default=os.environ.get("GAZELABEL_TEST_ORDER", "default"),
+                     help="order of the test files: default, reverse, or random[:SEED] (each file keeps its own order)")
+
+
+def pytest_report_header(config):
+    return f"test file order: {config.getoption('--file-order')}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the test files in another order (``make test`` uses reverse): every file must pass in any order."""
+    order = config.getoption("--file-order")
+    if order == "default":
+        return
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(str(item.path), []).append(item)
+    names = list(files)
+    if order == "reverse":
+        names.reverse()
+    elif order.startswith("random"):
+        seed = int(order.partition(":")[2] or random.randrange(10**6))
+        random.Random(seed).shuffle(names)
+        config._gazelabel_order_seed = seed
+        print(f"\ntest file order: random:{seed}")
+    else:
+        raise pytest.UsageError(f"--file-order {order!r}: use default, reverse or random[:SEED]")
+    items[:] = [item for name in names for item in files[name]]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ VTK loads (Debian packages ``libegl1 libegl-mesa0 libgl1-mesa-dri``).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,10 @@ def render_slice_view(headless: HeadlessScene, path: str | Path, size: tuple[int
     bottom-left corner as Slicer's corner annotation has them (the image's name says if it is SYNTHETIC).
     """
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    if "torch" in sys.modules:
+        # A process that also trains: torch's optimizers import triton's LLVM, which crashes once Mesa's LLVM
+        # (loaded by the EGL window below) is in the process. Loaded first, both coexist.
+        import torch._dynamo  # noqa: F401
     scene, app_logic = headless.scene, headless.app_logic
     image = scene_io.require_role(scene, "image")
     heatmap = scene_io.find_role(scene, "heatmap")
