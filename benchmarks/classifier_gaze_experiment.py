@@ -111,7 +111,7 @@ def _reusable(ckpt: Path, configs: dict, train_store: Path) -> dict | None:
     """The stored training summary when ``ckpt`` was trained with exactly these settings, else None."""
     from dataclasses import asdict
 
-    from models.runtime import CheckpointError, load_checkpoint
+    from models.checkpoint import CheckpointError, load_checkpoint
 
     if not ckpt.exists():
         return None

@@ -60,8 +60,8 @@ def phantom_part(args, scorer) -> dict:
     from models.datasets.store import CaseStore
     from models.report.evaluate import SIMULATED_NOTE, generate_reports, timing_summary
     from models.report.generate import ReportGenerator
-    from models.report.labeler import default_labeler
-    from models.report.train import split_cases
+    from models.labeling.labeler import default_labeler
+    from models.report.corpus import split_cases
 
     source = CaseStore(args.data).source()
     cases = split_cases(source.cases, source.splits)["test"][: args.n_test]
@@ -154,7 +154,7 @@ def iu_part(args, scorer) -> dict:
 
     from models.report.corpus import iu_reports
     from models.report.generate import ReportGenerator
-    from models.report.labeler import default_labeler
+    from models.labeling.labeler import default_labeler
     from models.report.prompt import plan_from_labels
     from models.report.sentences import read_references
     from models.report.templates import join_sections, render, render_sentences

@@ -36,7 +36,7 @@ def diversity(predictor, cases, *, samples: int, temperature: float, seed: int) 
     pairs with the same fixations (should be 0)."""
     from models.imaging import read_image
     from models.metrics import scanpath as sm
-    from models.scanpath.train import image_size_of, reader_paths
+    from models.scanpath.paths import image_size_of, reader_paths
 
     pair_rows, human_rows, identical, lengths = [], [], 0, []
     for i, case in enumerate(cases):
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     from models.scanpath.cli import open_dataset
     from models.scanpath.evaluate import format_table, run_evaluation
     from models.scanpath.predict import ScanpathPredictor
-    from models.scanpath.train import reader_paths
+    from models.scanpath.paths import reader_paths
 
     torch.set_num_threads(args.threads)
     source = open_dataset(args.data)

@@ -1,8 +1,11 @@
 """`gazelabel` command line.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; model
-families expose ``add_train_arguments``/``train`` and ``add_evaluate_arguments``/``evaluate`` in their
-``cli`` module. Command modules import torch and friends inside ``run`` so ``--help`` stays fast.
+families (:mod:`models.families`) expose ``add_train_arguments``/``train`` and
+``add_evaluate_arguments``/``evaluate`` in their ``cli`` module. Command modules import torch and friends
+inside ``run`` so ``--help`` stays fast. Other packages add commands through the ``gazelabel.commands``
+entry-point group, a module with ``HELP``, ``add_arguments`` and ``run`` (``gazelabel serve`` comes from
+``monailabel_app``, which ``models`` never imports).
 """
 
 from __future__ import annotations
@@ -10,52 +13,48 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
+
+from models.families import FAMILIES
 
 COMMANDS = {
     "sample-data": ("models.commands.sample_data", "Generate the SYNTHETIC phantom case store"),
     "inspect": ("models.commands.inspect", "Summarise an image, a case JSON or a dataset"),
     "overlay": ("models.commands.overlay", "Render an image with fixations, heatmap and boxes to PNG"),
-    "predict": ("models.commands.predict", "Run the models on one image"),
-    "serve": ("models.commands.serve", "Start the MONAI Label server with the GazeLabel app"),
+    "predict": ("models.commands.predict", "Run the models on one image (or one server task's part of them)"),
 }
-FAMILIES = {
-    "classifier": "models.classifier.cli",
-    "scanpath": "models.scanpath.cli",
-    "report": "models.report.cli",
-}
+ENTRY_POINTS = "gazelabel.commands"
 
 
-def _family(name: str):
-    try:
-        return importlib.import_module(FAMILIES[name])
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith(FAMILIES[name]):
-            return None
-        raise
+def _commands() -> dict[str, tuple[str, str]]:
+    """The built-in commands plus those other installed packages register (module, help)."""
+    out = dict(COMMANDS)
+    for ep in entry_points(group=ENTRY_POINTS):
+        out.setdefault(ep.name, (ep.value, ""))
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gazelabel", description="Gaze-guided chest X-ray AI (GazeLabel)")
     parser.add_argument("--verbose", action="store_true", help="show library warnings and progress bars too")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, help_text) in _commands().items():
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
             if e.name and e.name.startswith(module):
                 continue
             raise
+        help_text = help_text or getattr(mod, "HELP", name)
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     for verb in ("train", "evaluate"):
         vp = sub.add_parser(verb, help=f"{verb.capitalize()} a model (classifier, scanpath, report)")
         vsub = vp.add_subparsers(dest="family", required=True)
-        for fam in FAMILIES:
-            mod = _family(fam)
-            if mod is None:
-                continue
-            p = vsub.add_parser(fam, help=f"{verb} the {fam}")
+        for fam, family in FAMILIES.items():
+            mod = importlib.import_module(f"models.{fam}.cli")
+            p = vsub.add_parser(fam, help=f"{verb} the {fam}: {family.description}")
             getattr(mod, f"add_{verb}_arguments")(p)
             p.set_defaults(_run=getattr(mod, verb))
     return parser

@@ -2,7 +2,7 @@
 
 from models.datasets.base import DatasetError
 from models.imaging import ImageError
-from models.runtime import CheckpointError
+from models.checkpoint import CheckpointError
 from models.schema import CaseError
 
 

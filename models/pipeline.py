@@ -1,6 +1,11 @@
-"""Image -> one Case: findings, heatmap and boxes, predicted scanpath with coverage, draft report with evidence.
+"""Image -> one Case: findings, heatmap and boxes, scanpath with coverage, draft report with evidence.
 
-A models folder holds whichever models exist::
+:meth:`Pipeline.run` is the one place where the models are put together; the CLI (``gazelabel predict``)
+and every server infer task call it, so the same request gets the same answer everywhere. A task is a
+*preset* (:data:`TASKS`): which families run and the defaults of the options; the options themselves are
+the same for all of them (:data:`OPTIONS`).
+
+A models folder holds whichever models exist (the layout of :mod:`models.families`)::
 
     <models_dir>/classifier.pt    gazelabel train classifier --out <models_dir>/classifier.pt
     <models_dir>/scanpath.pt      gazelabel train scanpath   --out <models_dir>/scanpath.pt
@@ -12,27 +17,83 @@ step takes and returns plain arrays or the Case; nothing reads files behind anot
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from models.gaze import fixation_heatmap
 from models.imaging import LoadedImage, read_image
-from models.schema import Case, ImageRef, Source
+from models.schema import Case, Fixation, ImageRef, Prediction, Source
 
-MODEL_FILES = {"classifier": "classifier.pt", "scanpath": "scanpath.pt", "report": "report"}
+FAMILY_ORDER = ("classifier", "scanpath", "report")
 REPORT_MODES = ("auto", "gaze2report", "prompt", "template", "none")
+GAZE_CHOICES = ("auto", "recorded", "predicted", "none")
 # Shown scanpaths are samples at T=0.3: chosen on the validation split, they reach 0.91 of the human ceiling
 # on CC where the deterministic mean path reaches 0.74 (benchmarks/scanpath_benchmark.py, SYNTHETIC phantom).
 SCANPATH_TEMPERATURE = 0.3
 
 
+class RunError(ValueError):
+    """A run the loaded models cannot do (an unknown family, recorded gaze that is not there ...)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does besides choosing the families (see :meth:`Pipeline.run`)."""
+
+    n_samples: int = 1
+    seed: int = 0
+    temperature: float = SCANPATH_TEMPERATURE
+    mc_samples: int = 0
+    report_mode: str = "auto"
+    gaze: str = "auto"
+    finding: str | None = None  # the heatmap of one finding instead of the score-weighted mean
+
+    def __post_init__(self):
+        if not 1 <= self.n_samples <= 64:
+            raise ValueError(f"n_samples must be in 1..64, got {self.n_samples}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.mc_samples < 0:
+            raise ValueError(f"mc_samples must be >= 0, got {self.mc_samples}")
+        if self.report_mode not in REPORT_MODES:
+            raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {self.report_mode!r}")
+        if self.gaze not in GAZE_CHOICES:
+            raise ValueError(f"gaze must be one of {', '.join(GAZE_CHOICES)}, got {self.gaze!r}")
+
+
+OPTIONS = tuple(RunOptions.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A preset over :meth:`Pipeline.run`: the families it runs and its option defaults."""
+
+    name: str
+    families: tuple[str, ...]
+    defaults: RunOptions
+    description: str
+
+
+TASKS = {t.name: t for t in (
+    Task("gaze_classifier", ("classifier",), RunOptions(), "CheXpert-14 scores, findings, boxes and the attention heatmap"),
+    Task("scanpath", ("scanpath",), RunOptions(gaze="predicted"),
+         "Ordered fixations (x, y, duration), sampled at T=0.3, and the regions they cover"),
+    Task("report", FAMILY_ORDER, RunOptions(gaze="auto"),
+         "Findings and a report drafted from recorded gaze when the store has it, else the predicted scanpath"),
+    Task("pipeline", FAMILY_ORDER, RunOptions(gaze="predicted"),
+         "Findings, boxes, heatmap, predicted scanpath and report with evidence in one call"),
+)}
+
+
 @dataclass
 class PipelineResult:
-    """``case``: the prediction as a Case (original pixels); ``heatmap``: ``(H, W)`` float32 in [0, 1]
-    (classifier attention, or the predicted fixation map without a classifier); ``timings``: seconds/step."""
+    """``case``: the prediction as a Case (original pixels; ``case.prediction`` holds what the models add);
+    ``heatmap``: ``(H, W)`` float32 in [0, 1] (classifier attention, or the fixation map without a
+    classifier); ``timings``: seconds per step."""
 
     case: Case
     heatmap: np.ndarray
@@ -42,66 +103,54 @@ class PipelineResult:
         return iter((self.case, self.heatmap))
 
 
-def model_paths(models_dir: str | Path) -> dict[str, Path]:
-    """The model files/folders that exist in ``models_dir``."""
-    root = Path(models_dir)
-    found = {}
-    for name, rel in MODEL_FILES.items():
-        p = root / rel
-        if (p.is_file() and p.suffix == ".pt") or (p.is_dir() and (p / "report.pt").exists()):
-            found[name] = p
-    return found
+def _model_id(predictor, family: str) -> str:
+    info = getattr(predictor, "info", {}) or {}
+    return str(info.get("stamp") or getattr(predictor, "name", None) or family)
 
 
-def models_signature(models_dir: str | Path) -> tuple:
-    """Changes whenever a model is (re)published: (name, mtime_ns) of every model file."""
-    sig = []
-    for name, p in sorted(model_paths(models_dir).items()):
-        f = p / "report.pt" if p.is_dir() else p
-        sig.append((name, f.stat().st_mtime_ns))
-    return tuple(sig)
+def _synthetic(predictor) -> bool:
+    info = getattr(predictor, "info", {}) or {}
+    return bool(info.get("synthetic", getattr(predictor, "synthetic", False)))
 
 
 class Pipeline:
-    """The three models chained; any of them may be None."""
+    """The model families chained; any of them may be None."""
 
-    def __init__(self, classifier=None, scanpath=None, report=None, *, trained_on_synthetic: bool = False):
-        self.classifier, self.scanpath, self.report = classifier, scanpath, report
-        self.trained_on_synthetic = trained_on_synthetic
+    def __init__(self, classifier=None, scanpath=None, report=None):
+        self.predictors = {"classifier": classifier, "scanpath": scanpath, "report": report}
+
+    @property
+    def classifier(self):
+        return self.predictors["classifier"]
+
+    @property
+    def scanpath(self):
+        return self.predictors["scanpath"]
+
+    @property
+    def report(self):
+        return self.predictors["report"]
+
+    @property
+    def trained_on_synthetic(self) -> bool:
+        return any(_synthetic(p) for p in self.predictors.values() if p is not None)
 
     @classmethod
     def from_dir(cls, models_dir: str | Path, device: str = "cpu") -> "Pipeline":
-        """Load whichever models exist in ``models_dir``; FileNotFoundError when there are none."""
-        paths = model_paths(models_dir)
-        if not paths:
-            raise FileNotFoundError(
-                f"{models_dir}: no models found (expected {', '.join(MODEL_FILES.values())}); "
-                "train them with `gazelabel train classifier|scanpath|report`"
-            )
-        classifier = scanpath = report = None
-        if "classifier" in paths:
-            from models.classifier.predict import ClassifierPredictor
+        """Load whichever families' models exist in ``models_dir``; FileNotFoundError when there are none."""
+        from models.families import FAMILIES
 
-            classifier = ClassifierPredictor.from_checkpoint(paths["classifier"], device=device)
-        if "scanpath" in paths:
-            from models.scanpath.predict import ScanpathPredictor
-
-            scanpath = ScanpathPredictor.from_checkpoint(paths["scanpath"], device=device)
-        if "report" in paths:
-            from models.report.generate import ReportGenerator
-
-            report = ReportGenerator.from_checkpoint(paths["report"], device=device)
-        return cls.from_predictors(classifier, scanpath, report)
+        found = {name: f for name, f in FAMILIES.items() if f.exists(models_dir)}
+        if not found:
+            expected = ", ".join(f.artifact for f in FAMILIES.values())
+            raise FileNotFoundError(f"{models_dir}: no models found (expected {expected}); "
+                                    "train them with `gazelabel train classifier|scanpath|report`")
+        return cls(**{name: f.load(f.path(models_dir), device=device) for name, f in found.items()})
 
     @classmethod
     def from_predictors(cls, classifier=None, scanpath=None, report=None) -> "Pipeline":
         """Chain already loaded models (a server keeps them cached per family); any may be None."""
-        synthetic = bool(getattr(classifier, "synthetic", False))
-        if scanpath is not None:
-            synthetic |= bool((scanpath.info.get("dataset") or {}).get("synthetic", False))
-        if report is not None:
-            synthetic |= bool(report.info.get("synthetic", False))
-        return cls(classifier, scanpath, report, trained_on_synthetic=synthetic)
+        return cls(classifier, scanpath, report)
 
     def _report_generator(self):
         if self.report is not None:
@@ -110,92 +159,102 @@ class Pipeline:
 
         return ReportGenerator()  # template mode only
 
-    def run(self, image: LoadedImage | str | Path, *, case_id: str | None = None, n_samples: int = 1, seed: int = 0,
-            report_mode: str = "auto", mc_samples: int = 0, temperature: float = SCANPATH_TEMPERATURE) -> PipelineResult:
-        """Run every loaded model on one image.
+    def run(self, image: LoadedImage | str | Path, *, case_id: str | None = None,
+            families: Sequence[str] = FAMILY_ORDER, options: RunOptions | None = None,
+            recorded_gaze: Sequence[Fixation] | None = None, **overrides) -> PipelineResult:
+        """Run the chosen families on one image.
 
         Args:
             image: a LoadedImage or a path (DICOM, PNG, NIfTI ...).
             case_id: id of the returned case (default: the file name without extension).
-            n_samples: scanpaths to draw (seeded, so repeatable); the first becomes ``case.fixations``, all
-                of them are in ``case.extra["scanpath_samples"]``.
-            temperature: sampling temperature of the scanpaths (0 = the deterministic mean path).
-            report_mode: "auto" (gaze2report when a report model is loaded, else templates),
-                "gaze2report" or "prompt" (need the report model), "template" or "none".
-            mc_samples: MC-dropout passes for the classifier's uncertainty (0 = single pass).
-        """
-        import time
+            families: which families run (of those loaded); the report needs the classifier's findings.
+            options: :class:`RunOptions`; keyword ``overrides`` replace single fields:
+                ``n_samples`` scanpaths are drawn (seeded by ``seed``, at ``temperature``; 0 = the mean path),
+                the first becomes ``case.fixations``, all are in ``case.prediction.scanpath_samples``;
+                ``report_mode`` "auto" (gaze2report when a report model is loaded, else templates),
+                "gaze2report", "prompt", "template" or "none"; ``mc_samples`` MC-dropout passes of the
+                classifier; ``gaze`` which fixations the case and the report carry: "recorded" (the
+                ``recorded_gaze`` given), "predicted" (the scanpath family), "auto" (recorded when given,
+                else predicted) or "none".
+            recorded_gaze: a radiologist's fixations for this image (original pixels), e.g. from the store.
 
-        if report_mode not in REPORT_MODES:
-            raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {report_mode!r}")
+        Raises:
+            RunError: an unknown family, ``gaze="recorded"`` without recorded gaze, the heatmap of a finding
+                that has no place on the image. ValueError: an option out of range (:class:`RunOptions`).
+        """
+        opts = replace(options or RunOptions(), **overrides)
+        unknown = [f for f in families if f not in FAMILY_ORDER]
+        if unknown:
+            raise RunError(f"families: unknown {unknown[0]!r}; choose from {', '.join(FAMILY_ORDER)}")
+        run = [f for f in FAMILY_ORDER if f in families and (self.predictors[f] is not None or f == "report")]
+        if "report" in run and (opts.report_mode == "none" or self.classifier is None or "classifier" not in families):
+            run.remove("report")
+        if opts.gaze == "recorded" and not recorded_gaze:
+            raise RunError("gaze=recorded: there are no recorded fixations for this image")
         if not isinstance(image, LoadedImage):
             image = read_image(image)
         if case_id is None:
-            name = Path(image.path or "image").name
-            case_id = name.split(".")[0] or "image"
-        ref = ImageRef(image.path or "", image.width, image.height, image.spacing_mm, (image.meta or {}).get("view"))
-        timings: dict[str, float] = {}
+            case_id = Path(image.path or "image").name.split(".")[0] or "image"
+        ref = ImageRef(image.path or "", image.width, image.height, image.spacing_mm, (image.meta or {}).get("view"),
+                       bool((image.meta or {}).get("synthetic", False)))
+        prediction = Prediction(models={f: _model_id(self.predictors[f], f) for f in run if self.predictors[f] is not None},
+                                synthetic=any(_synthetic(self.predictors[f]) for f in run if self.predictors[f] is not None))
+        case = Case(id=case_id, image=ref, prediction=prediction)
+        heatmap = None
 
         t = time.perf_counter()
         result = None
-        if self.classifier is not None:
-            result = self.classifier(image, mc_samples=mc_samples)
-            case = result.to_case(case_id, ref)
-            heatmap = result.heatmap()
-        else:
-            case = Case(id=case_id, image=ref)
-            heatmap = np.zeros((image.height, image.width), np.float32)
-        timings["classifier"] = time.perf_counter() - t
+        if "classifier" in run:
+            from models.classifier.predict import NON_SPATIAL
+
+            result = self.classifier(image, mc_samples=opts.mc_samples)
+            found = result.to_case(case_id, ref)
+            case.findings, case.scores, case.boxes = found.findings, found.scores, found.boxes
+            prediction.uncertainty = result.uncertainty
+            prediction.decision = result.rule.to_dict()
+            if opts.finding is not None and opts.finding in NON_SPATIAL:
+                raise RunError(f"finding: {opts.finding!r} has no place on the image; choose a spatial finding")
+            heatmap = result.heatmap(opts.finding)
+        prediction.timings["classifier"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if self.scanpath is not None:
+        use_recorded = bool(recorded_gaze) and opts.gaze in ("auto", "recorded")
+        if "scanpath" in run and opts.gaze != "none":
+            paths = self.scanpath(image, n_samples=opts.n_samples, seed=opts.seed, temperature=opts.temperature,
+                                  include_mean=opts.temperature == 0)
+            prediction.temperature = opts.temperature
+            if opts.n_samples > 1:
+                prediction.scanpath_samples = [list(p) for p in paths]
+            if not use_recorded:
+                case.fixations = list(paths[0])
+        if use_recorded:
+            case.fixations = list(recorded_gaze)
+        prediction.gaze_source = "recorded" if use_recorded else "predicted" if case.fixations else "none"
+        if case.fixations:
             from models.scanpath.coverage import coverage
 
-            paths = self.scanpath(image, n_samples=n_samples, seed=seed, temperature=temperature, include_mean=temperature == 0)
-            case.fixations = paths[0]
-            if n_samples > 1:
-                case.extra["scanpath_samples"] = [[f.__dict__ for f in p] for p in paths]
             case.coverage = coverage(case.fixations, image.width, image.height)
-            if result is None and case.fixations:
-                heatmap = fixation_heatmap(case.fixations, (image.height, image.width))
-        timings["scanpath"] = time.perf_counter() - t
+        if heatmap is None:
+            heatmap = (fixation_heatmap(case.fixations, (image.height, image.width)) if case.fixations
+                       else np.zeros((image.height, image.width), np.float32))
+        prediction.timings["scanpath"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if result is not None and report_mode != "none":
+        if "report" in run:
+            from models.report.generate import writer_summary
+
             # "auto" prefers Gaze2Report: on held-out phantom cases it keeps the templates' clinical efficacy (its
             # sentences are read back against the plan) and reads closer to the references (ROUGE-L +0.03,
             # CI excludes 0; benchmarks/report_benchmark.py). Templates when no report model is trained.
-            if report_mode == "auto":
-                mode = "gaze2report" if self.report is not None else "template"
-            else:
-                mode = report_mode
-            generator = self._report_generator()
-            case.report = generator(image, result, case.fixations, mode=mode, boxes=case.boxes)
-            case.extra["report_writer"] = generator.writer_summary()
-        timings["report"] = time.perf_counter() - t
+            mode = ("gaze2report" if self.report is not None else "template") if opts.report_mode == "auto" else opts.report_mode
+            case.report, stats = self._report_generator().write(image, result, case.fixations, mode=mode, boxes=case.boxes)
+            prediction.report_writer = writer_summary(stats)
+        prediction.timings["report"] = time.perf_counter() - t
 
-        models = [n for n, m in (("classifier", self.classifier), ("scanpath", self.scanpath), ("report", self.report)) if m is not None]
-        case.source = Source(dataset=None, ref=None, model="gazelabel " + "+".join(models))
-        if self.trained_on_synthetic:
-            case.extra["models_trained_on_synthetic_data"] = True
-        case.image.synthetic = bool((image.meta or {}).get("synthetic", False)) or case.image.synthetic
+        case.source = Source(dataset=None, ref=None, model="gazelabel " + "+".join(prediction.models))
         case.validate()
-        return PipelineResult(case, heatmap.astype(np.float32), timings)
+        return PipelineResult(case, heatmap.astype(np.float32), dict(prediction.timings))
 
 
-_CACHE: dict[tuple[str, str], tuple[tuple, Pipeline]] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def cached_pipeline(models_dir: str | Path, device: str = "cpu") -> Pipeline:
-    """A Pipeline for ``models_dir`` that is reloaded whenever a model file is republished (mtime change),
-    so a server picks up a finished training without a restart."""
-    key = (str(Path(models_dir).resolve()), str(device))
-    sig = models_signature(models_dir)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-        pipe = Pipeline.from_dir(models_dir, device=device)
-        _CACHE[key] = (sig, pipe)
-        return pipe
+__all__ = ["FAMILY_ORDER", "GAZE_CHOICES", "OPTIONS", "Pipeline", "PipelineResult", "REPORT_MODES", "RunError", "RunOptions",
+           "SCANPATH_TEMPERATURE", "TASKS", "Task"]

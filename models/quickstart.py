@@ -1,30 +1,31 @@
 """First-run setup: the embedded SYNTHETIC sample store and quickly trained default models.
 
-Used by ``gazelabel serve`` (no ``--studies``) and by the test suite. Training goes through the same
-``gazelabel train ...`` code paths a user runs, so the defaults are ordinary models, just small.
+Used by ``gazelabel serve`` (no ``--studies``) and by the test suite. Training goes through each family's
+own trainer (:mod:`models.families`), as ``gazelabel train ...`` does, so the defaults are ordinary models,
+just small.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from models.pipeline import MODEL_FILES
+from models.families import FAMILIES
 
-# Per profile: phantom images, then the train arguments of each family.
+# Per profile: phantom images, then the options of each family (fields of its config sections).
 PROFILES = {
     # ~1 minute on 2 CPU cores: for tests that need *a* model, not a good one.
     "tiny": {
         "images": 24,
-        "classifier": ["--epochs", "2", "--size", "128", "--width", "8"],
-        "scanpath": ["--epochs", "1", "--size", "128", "--slots", "24"],
-        "report": ["--epochs", "1"],
+        "classifier": {"epochs": 2, "size": 128, "width": 8},
+        "scanpath": {"epochs": 1, "size": 128, "slots": 24},
+        "report": {"lm_epochs": 1, "g2r_epochs": 1},
     },
     # a few minutes on 2 CPU cores: the defaults `gazelabel serve` starts with.
     "quick": {
         "images": 200,
-        "classifier": ["--epochs", "12", "--size", "128"],
-        "scanpath": ["--epochs", "12", "--size", "128"],
-        "report": ["--epochs", "4", "--lm-epochs", "12"],  # fewer LM epochs: most sentences fall back
+        "classifier": {"epochs": 12, "size": 128},
+        "scanpath": {"epochs": 12, "size": 128},
+        "report": {"g2r_epochs": 4, "lm_epochs": 12},  # fewer LM epochs: most sentences fall back
     },
 }
 
@@ -44,24 +45,20 @@ def train_default_models(store: str | Path, models_dir: str | Path, profile: str
                          only_missing: bool = True, device: str = "auto", progress: bool = True) -> dict[str, Path]:
     """Train classifier, scanpath and report models on ``store`` into ``models_dir`` (the layout
     :func:`models.pipeline.Pipeline.from_dir` reads). Returns name -> path of each model."""
-    from models.cli import main
+    from models.datasets.store import CaseStore
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    source = CaseStore(store).source()
     out = {}
-    for family in ("classifier", "scanpath", "report"):
-        target = models_dir / MODEL_FILES[family]
-        done = target.is_file() if family != "report" else (target / "report.pt").exists()
-        if not (done and only_missing):
+    for name, family in FAMILIES.items():
+        target = family.path(models_dir)
+        if not (family.exists(models_dir) and only_missing):
             if progress:
-                print(f"[gazelabel] training the default {family} model ({profile} profile) -> {target}", flush=True)
-            args = ["train", family, "--data", str(store), "--out", str(target), "--device", device, *PROFILES[profile][family]]
-            if family == "classifier" and not progress:
-                args.append("--no-progress")
-            code = main(args)
-            if code:
-                raise RuntimeError(f"training the default {family} model failed (exit {code})")
-        out[family] = target
+                print(f"[gazelabel] training the default {name} model ({profile} profile) -> {target}", flush=True)
+            config = family.make_config({**PROFILES[profile][name], "device": device})
+            family.train(source, target, config, log=print if progress else None)
+        out[name] = target
     return out

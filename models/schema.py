@@ -209,6 +209,66 @@ class Report:
 
 
 @dataclass
+class Prediction:
+    """What the models say beside the findings, boxes, fixations and report of a predicted Case; None on
+    dataset records and annotators' labels.
+
+    Attributes:
+        models: family -> the checkpoint that answered (its stamp, or the model name).
+        synthetic: a model behind this answer was trained on SYNTHETIC data.
+        uncertainty: mean binary entropy over the findings in bits, [0, 1] (MC dropout: of the mean).
+        decision: the rule behind ``Case.findings``: ``{"positive": {finding: t}, "uncertain": {...}}``.
+        scanpath_samples: every sampled scanpath (original pixels, seconds); ``Case.fixations`` is the first.
+        temperature: the scanpaths' sampling temperature (0 = the deterministic mean path).
+        gaze_source: the gaze the report was drafted from: "recorded", "predicted" or "none".
+        report_writer: ``{"mode", "lm_sentences", "template_sentences"}``: who wrote the report's sentences.
+        timings: seconds per step (classifier, scanpath, report).
+    """
+
+    models: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
+    uncertainty: float | None = None
+    decision: dict | None = None
+    scanpath_samples: list[list[Fixation]] = field(default_factory=list)
+    temperature: float | None = None
+    gaze_source: str | None = None
+    report_writer: dict | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "prediction") -> "Prediction":
+        d = _mapping(d, where)
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CaseError(f"{where}.{unknown[0]}: not a prediction field")
+        models = {str(k): _text(v, f"{where}.models[{k!r}]", optional=False) for k, v in _mapping(d.get("models") or {}, f"{where}.models").items()}
+        synthetic = d.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise CaseError(f"{where}.synthetic: expected true or false, got {synthetic!r}")
+        samples = [[Fixation.from_dict(f, f"{where}.scanpath_samples[{i}][{j}]") for j, f in enumerate(_list(path, f"{where}.scanpath_samples[{i}]"))]
+                   for i, path in enumerate(_list(d.get("scanpath_samples") or [], f"{where}.scanpath_samples"))]
+        extras = {}
+        for key in ("decision", "report_writer"):
+            if d.get(key) is not None:
+                try:
+                    extras[key] = check_value(dict(_mapping(d[key], f"{where}.{key}")), f"{where}.{key}", max_depth=4)
+                except JSONValueError as e:
+                    raise CaseError(str(e)) from None
+        uncertainty = d.get("uncertainty")
+        temperature = d.get("temperature")
+        return cls(
+            models=models, synthetic=synthetic,
+            uncertainty=None if uncertainty is None else _number(uncertainty, f"{where}.uncertainty", minimum=0.0),
+            scanpath_samples=samples,
+            temperature=None if temperature is None else _number(temperature, f"{where}.temperature", minimum=0.0),
+            gaze_source=_text(d.get("gaze_source"), f"{where}.gaze_source"),
+            timings={str(k): _number(v, f"{where}.timings[{k!r}]", minimum=0.0)
+                     for k, v in _mapping(d.get("timings") or {}, f"{where}.timings").items()},
+            **extras)
+
+
+@dataclass
 class Source:
     dataset: str | None = None
     ref: str | None = None
@@ -229,6 +289,7 @@ class Case:
     report: Report | None = None
     coverage: dict[str, list[str]] = field(default_factory=dict)
     source: Source = field(default_factory=Source)
+    prediction: Prediction | None = None  # what the models add; None on records and labels
     extra: dict[str, Any] = field(default_factory=dict)  # dataset-specific fields kept verbatim
 
     # ---------------------------------------------------------------- conversion
@@ -238,6 +299,8 @@ class Case:
             d["image"]["spacing_mm"] = list(d["image"]["spacing_mm"])
         if not d["extra"]:
             d.pop("extra")
+        if d["prediction"] is None:
+            d.pop("prediction")
         return d
 
     @classmethod
@@ -308,6 +371,7 @@ class Case:
             report=None if report is None else Report.from_dict(report),
             coverage=coverage,
             source=source,
+            prediction=None if d.get("prediction") is None else Prediction.from_dict(d["prediction"]),
             extra=dict(extra),
         )
         case.validate()
@@ -327,6 +391,9 @@ class Case:
             for reader, fixes in self.readers.items():
                 for i, f in enumerate(fixes):
                     inside(f.x, f.y, f"readers[{reader!r}][{i}]")
+            for k, path in enumerate(self.prediction.scanpath_samples if self.prediction else []):
+                for i, f in enumerate(path):
+                    inside(f.x, f.y, f"prediction.scanpath_samples[{k}][{i}]")
             for i, b in enumerate(self.boxes):
                 inside(b.x1, b.y1, f"boxes[{i}] (x1, y1)")
                 inside(b.x2, b.y2, f"boxes[{i}] (x2, y2)")
@@ -353,7 +420,7 @@ class Case:
     def synthetic_notes(self) -> list[str]:
         """What is synthetic about this case, for captions: the image, and/or the models behind a prediction."""
         notes = ["SYNTHETIC image"] if self.image.synthetic else []
-        if self.extra.get("models_trained_on_synthetic_data"):
+        if self.prediction is not None and self.prediction.synthetic:
             notes.append("models trained on SYNTHETIC data")
         return notes
 

@@ -28,15 +28,14 @@ from models.quiet import quiet_libraries
 from models.runtime import home
 from models.vocab import FINDINGS
 from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
-from monailabel_app.lib.configs.models import TASK_NAMES, ModelCache
+from models.families import FAMILIES
+from models.pipeline import TASKS
+from monailabel_app.lib.configs.models import ModelCache
 from monailabel_app.lib.datastores.local import CaseDatastore
 from monailabel_app.lib.datastores.records import Records
 from monailabel_app.lib.ids import check_id
 from monailabel_app.lib.sessions import SafeSessions
-from monailabel_app.lib.infers.classifier import ClassifierInferTask
-from monailabel_app.lib.infers.pipeline import PipelineInferTask
-from monailabel_app.lib.infers.report import ReportInferTask
-from monailabel_app.lib.infers.scanpath import ScanpathInferTask
+from monailabel_app.lib.infers.base import GazeInferTask
 from monailabel_app.lib.scoring.uncertainty import UncertaintyScoring
 from monailabel_app.lib.trainers.family import FamilyTrainTask, clean_stale_training, finite
 
@@ -49,6 +48,7 @@ class GazeLabelApp(MONAILabelApp):
         clean_stale_training(self.models_dir / ".training")
         remove_partials(self.models_dir, older_than_s=600, recursive=False)
         self.models = ModelCache(self.models_dir)
+        self.models.preload()  # before any request thread can import transformers/peft concurrently
         self.records: Records | None = None  # set by init_datastore, which the base constructor calls first
         super().__init__(
             app_dir=app_dir,
@@ -135,15 +135,10 @@ class GazeLabelApp(MONAILabelApp):
         return super().infer(request, datastore)
 
     def init_infers(self):
-        return {
-            "gaze_classifier": ClassifierInferTask(self.models, self._record),
-            "scanpath": ScanpathInferTask(self.models, self._record),
-            "report": ReportInferTask(self.models, self._record),
-            "pipeline": PipelineInferTask(self.models, self._record),
-        }
+        return {name: GazeInferTask(task, self.models, self._record) for name, task in TASKS.items()}
 
     def init_trainers(self):
-        return {name: FamilyTrainTask(family, self.models_dir, self.records) for family, name in TASK_NAMES.items()}
+        return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()}
 
     def init_strategies(self):
         return {"uncertainty": UncertaintyStrategy(self.models), "random": Random(), "first": First()}

@@ -142,6 +142,25 @@ def download_dataset(limit_cases: Optional[int] = None):
                              headers={"Content-Disposition": 'attachment; filename="dataset.zip"'})
 
 
+@router.head("/datastore/image", summary="Check that an image exists (and, with check_sum, that it matches)")
+def check_image(image: str, check_sum: Optional[str] = None):
+    """``check_sum`` is ``[SHA256|SHA512|MD5:]<hex digest>`` (SHA256 without a prefix); 404 when the image is
+    missing or its digest differs, 400 for another algorithm."""
+    from monailabel.utils.others.generic import file_checksum
+
+    path = app_instance().datastore().get_image_uri(parse_id(image, "image"))
+    if not path or not os.path.isfile(path):
+        raise HTTPException(status_code=404, detail="Image NOT Found")
+    if check_sum:
+        algo, sep, digest = check_sum.partition(":")
+        algo, digest = (algo, digest) if sep else ("SHA256", check_sum)
+        if algo not in ("SHA256", "SHA512", "MD5"):
+            raise RequestError(f"check_sum: algorithm {algo!r} is not one of SHA256, SHA512, MD5")
+        if file_checksum(path, algo=algo) != f"{algo}:{digest}":
+            raise HTTPException(status_code=404, detail="Image NOT Found (checksum failed)")
+    return {}
+
+
 @router.put("/datastore/image/info", summary="Update image info")
 def update_image_info(image: str, info: str = Form("{}")):
     return app_instance().datastore().update_image_info(image, parse_json(info, "info"))
@@ -155,6 +174,28 @@ def update_label_info(label: str, tag: str, info: str = Form("{}")):
 @router.put("/datastore/updatelabelinfo", include_in_schema=False, deprecated=True)
 def update_label_info_legacy(label: str, tag: str, params: str = Form("{}")):
     return app_instance().datastore().update_label_info(label, tag, parse_json(params, "params"))
+
+
+# ---------------------------------------------------------------------------------------------- training
+@router.post("/train/{model}", summary="Retrain a model family on the final labels")
+def start_training(model: str, params: Optional[dict] = None, run_sync: Optional[bool] = False,
+                   enqueue: Optional[bool] = False):
+    """MONAI Label's train start, after the options are checked against the family's config: a typo or a
+    wrong type is a 400 naming it, not a training that fails in its subprocess."""
+    from monailabel.endpoints import train as ml_train
+
+    from models.families import BY_TASK
+
+    from .lib.trainers.family import train_options
+
+    family = BY_TASK.get(parse_id(model, "model"))
+    if family is None or model not in app_instance()._trainers:
+        raise HTTPException(status_code=404, detail=f"no train task {model!r}; see GET /info/ for the trainers")
+    try:
+        train_options(family, dict(params or {}))
+    except ValueError as e:
+        raise RequestError(f"train {model}: {e}") from None
+    return ml_train.run_model(model, params, run_sync, enqueue)
 
 
 # ---------------------------------------------------------------------------------------------- logs

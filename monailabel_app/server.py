@@ -41,7 +41,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # it prints "Allow Origins: ['*
     from monailabel import app as ml_app
 
 from models.imaging import ImageError
-from models.runtime import CheckpointError
+from models.checkpoint import CheckpointError
 from models.schema import CaseError
 from models.strict_json import JSONValueError
 
@@ -267,8 +267,9 @@ ERROR_STATUS = {
     LabelNotFoundException: 404,
     MONAILabelException: 400,
     PermissionError: 403,
-    ValueError: 400,
 }
+# No ValueError -> 400 mapping: a request's own mistakes are RequestError (and the library's input errors
+# above); any other exception is a bug in GazeLabel and answers 500, so it is seen and fixed.
 
 for _exc, _status in ERROR_STATUS.items():
     app.add_exception_handler(_exc, _handler(_status))

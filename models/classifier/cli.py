@@ -11,6 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from models.classifier.config import GAZE_TARGETS, UNCERTAIN_POLICIES
+from models.families import CLASSIFIER
+
 
 def open_data(path: str):
     """A CaseSource from ``--data`` (any format :func:`models.datasets.open_source` detects)."""
@@ -34,59 +37,58 @@ def _size(text: str) -> int:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = CLASSIFIER.default
     p.add_argument("--data", required=True, help="dataset folder (case store or a supported dataset)")
     p.add_argument("--out", required=True, help="checkpoint file to write, e.g. models/classifier.pt")
-    p.add_argument("--gaze-weight", type=float, default=1.0, help="weight of the gaze-attention loss (0 = off)")
-    p.add_argument("--gaze-warmup-epochs", type=float, default=0.0, help="ramp the gaze weight up over this many epochs")
-    p.add_argument("--gaze-terms", default="1,1,1,1", metavar="MSE,KL,CC,COM",
+    p.add_argument("--gaze-weight", type=float, default=d("gaze_weight"), help="weight of the gaze-attention loss (0 = off)")
+    p.add_argument("--gaze-warmup-epochs", type=float, default=d("gaze_warmup_epochs"),
+                   help="ramp the gaze weight up over this many epochs")
+    p.add_argument("--gaze-terms", default=",".join(f"{d(k):g}" for k in GAZE_TERMS), metavar="MSE,KL,CC,COM",
                    help="weights of the four gaze terms (default 1,1,1,1)")
-    p.add_argument("--gaze-target", choices=("prior", "all", "positive"), default="prior",
+    p.add_argument("--gaze-target", choices=GAZE_TARGETS, default=d("gaze_target"),
                    help="map matched to gaze: the shared attention prior (default), the mean of all finding maps, "
                         "or the mean of the positive findings' maps")
-    p.add_argument("--contrastive-weight", type=float, default=0.0, help="image-report InfoNCE weight (needs reports)")
-    p.add_argument("--box-weight", type=float, default=0.0, help="attention-inside-box loss weight (needs boxes)")
-    p.add_argument("--uncertain", choices=("positive", "negative", "ignore"), default="positive",
+    p.add_argument("--contrastive-weight", type=float, default=d("contrastive_weight"),
+                   help="image-report InfoNCE weight (needs reports)")
+    p.add_argument("--box-weight", type=float, default=d("box_weight"), help="attention-inside-box loss weight (needs boxes)")
+    p.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default=d("uncertain"),
                    help="how uncertain (-1) labels train (default: positive, U-Ones)")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--size", type=_size, default=224, help="model input side in pixels (multiple of 8)")
-    p.add_argument("--width", type=_positive_int, default=16, help="encoder width (channels of the stem)")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--epochs", type=_positive_int, default=d("epochs"))
+    p.add_argument("--size", type=_size, default=d("size"), help="model input side in pixels (multiple of 8)")
+    p.add_argument("--width", type=_positive_int, default=d("width"), help="encoder width (channels of the stem)")
+    p.add_argument("--batch-size", type=_positive_int, default=d("batch_size"))
+    p.add_argument("--lr", type=float, default=d("lr"))
+    p.add_argument("--seed", type=int, default=d("seed"))
+    p.add_argument("--device", default=d("device"), help="auto, cpu or cuda")
     p.add_argument("--max-images", type=_positive_int, default=None, help="train on at most N training cases")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _gaze_terms(text: str) -> tuple[float, float, float, float]:
+GAZE_TERMS = ("gaze_mse", "gaze_kl", "gaze_cc", "gaze_com")
+OPTIONS = ("gaze_weight", "gaze_warmup_epochs", "gaze_target", "contrastive_weight", "box_weight", "uncertain", "epochs",
+           "size", "width", "batch_size", "lr", "seed", "device", "max_images")
+
+
+def _gaze_terms(text: str) -> dict[str, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
     if len(values) != 4 or min(values) < 0:
         raise ValueError(f"--gaze-terms: expected four non-negative numbers MSE,KL,CC,COM, got {text!r}")
-    return values
+    return dict(zip(GAZE_TERMS, values))
 
 
 def train(args: argparse.Namespace) -> int:
-    from models.classifier.losses import LossConfig
-    from models.classifier.network import ClassifierConfig
-    from models.classifier.train import TrainConfig, train_classifier
+    from models.classifier.train import train_classifier
 
-    mse, kl, cc, com = _gaze_terms(args.gaze_terms)
+    options = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
+    config = CLASSIFIER.make_config({**options, **_gaze_terms(args.gaze_terms)})
     source = open_data(args.data)
     for w in source.warnings[:5]:
         print(f"warning: {w}")
-    train_classifier(
-        source, args.out,
-        model_config=ClassifierConfig(size=args.size, width=args.width),
-        loss_config=LossConfig(uncertain=args.uncertain, gaze_weight=args.gaze_weight, gaze_target=args.gaze_target, gaze_mse=mse, gaze_kl=kl,
-                               gaze_cc=cc, gaze_com=com, gaze_warmup_epochs=args.gaze_warmup_epochs,
-                               contrastive_weight=args.contrastive_weight, box_weight=args.box_weight),
-        train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                 device=args.device, max_images=args.max_images),
-        progress=not args.no_progress,
-    )
+    train_classifier(source, args.out, model_config=config["model"], loss_config=config["loss"],
+                     train_config=config["train"], progress=not args.no_progress)
     return 0
 
 

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from models.classifier.config import UNCERTAIN_POLICIES, LossConfig
+
 EPS = 1e-8
-UNCERTAIN_POLICIES = ("positive", "negative", "ignore")
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -76,7 +77,7 @@ def combine_attention(attention: torch.Tensor, targets: torch.Tensor, mask: torc
         ``(B, h, w)`` probability map.
     """
     if mode not in GAZE_TARGETS:
-        raise ValueError(f"gaze target must be one of {GAZE_TARGETS}, got {mode!r}")
+        raise ValueError(f"gaze_target must be one of {GAZE_TARGETS}, got {mode!r}")
     if mode == "all":
         return attention.mean(1)
     weights = targets.clamp(0, 1) * mask
@@ -201,41 +202,6 @@ def box_attention_loss(attention: torch.Tensor, boxes: torch.Tensor, n_boxes: to
 
 
 # ------------------------------------------------------------------------------------------ total
-@dataclass
-class LossConfig:
-    """Weights of the training objective, stored in the checkpoint.
-
-    gaze_weight: weight of the whole gaze-attention loss (0 = the no-gaze baseline).
-    gaze_target: which map meets the gaze map: "prior" (the network's shared attention prior, default),
-        or "all" / "positive" finding maps combined by :func:`combine_attention`.
-    gaze_warmup_epochs: ramp the gaze weight linearly from 0 to ``gaze_weight`` over this many epochs.
-    """
-
-    uncertain: str = "positive"
-    gaze_weight: float = 1.0
-    gaze_target: str = "prior"
-    gaze_mse: float = 1.0
-    gaze_kl: float = 1.0
-    gaze_cc: float = 1.0
-    gaze_com: float = 1.0
-    gaze_warmup_epochs: float = 0.0
-    contrastive_weight: float = 0.0
-    box_weight: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LossConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def gaze_weight_at(self, epoch: float) -> float:
-        """Curriculum: ``gaze_weight * min(1, epoch / gaze_warmup_epochs)`` (epoch may be fractional)."""
-        if self.gaze_warmup_epochs <= 0:
-            return self.gaze_weight
-        return self.gaze_weight * min(1.0, max(0.0, epoch) / self.gaze_warmup_epochs)
-
-
 class ClassifierLoss(torch.nn.Module):
     """BCE + gaze + contrastive + box terms. ``forward(output, batch, epoch, text_emb=None) -> (loss, parts)``.
 
@@ -250,7 +216,7 @@ class ClassifierLoss(torch.nn.Module):
         if cfg.uncertain not in UNCERTAIN_POLICIES:
             raise ValueError(f"uncertain policy must be one of {UNCERTAIN_POLICIES}, got {cfg.uncertain!r}")
         if cfg.gaze_target not in GAZE_TARGETS:
-            raise ValueError(f"gaze target must be one of {GAZE_TARGETS}, got {cfg.gaze_target!r}")
+            raise ValueError(f"gaze_target must be one of {GAZE_TARGETS}, got {cfg.gaze_target!r}")
         for name in ("gaze_weight", "contrastive_weight", "box_weight", "gaze_warmup_epochs"):
             if getattr(cfg, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")

@@ -17,45 +17,15 @@ downloaded. Dropout sits on the pooled features so the network can be sampled (M
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocab import FINDINGS
+from models.classifier.config import ClassifierConfig
 
 OUTPUT_STRIDE = 8
-
-
-@dataclass
-class ClassifierConfig:
-    """Architecture settings, stored in the checkpoint.
-
-    Attributes:
-        size: model input side in pixels (any multiple of 8 works; 224 and 512 are tested).
-        width: channels of the stem; the stages use width x (2, 4, 8).
-        dropout: dropout on pooled per-finding features (also the MC-dropout rate).
-        embed_dim: size of the image-report contrastive space (0 = no contrastive head).
-        text_dim: size of the frozen text embedding (MiniLM: 384).
-        n_findings: number of outputs (CheXpert-14).
-    """
-
-    size: int = 224
-    width: int = 16
-    dropout: float = 0.2
-    embed_dim: int = 128
-    text_dim: int = 384
-    n_findings: int = len(FINDINGS)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 class ClassifierOutput(NamedTuple):

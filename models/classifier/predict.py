@@ -18,7 +18,7 @@ import numpy as np
 from models.classifier.boxes import attention_boxes
 from models.decision import NEGATIVE, DecisionRule
 from models.imaging import Letterbox, LoadedImage
-from models.schema import Case, ImageRef, Source
+from models.schema import Case, ImageRef, Prediction, Source
 from models.vocab import FINDING_INDEX, FINDINGS, canonical_finding
 
 # Findings that have no place on the image get no heatmap share and no box.
@@ -101,7 +101,8 @@ class ClassifierResult:
             scores={f: float(np.clip(s, 0.0, 1.0)) for f, s in self.scores.items()},
             boxes=list(self.boxes),
             source=Source(model=self.model),
-            extra={"uncertainty": self.uncertainty},
+            prediction=Prediction(models={"classifier": self.model}, synthetic=self.synthetic,
+                                  uncertainty=self.uncertainty, decision=self.rule.to_dict()),
         )
 
 
@@ -122,24 +123,31 @@ class ClassifierPredictor:
         self.box_threshold = box_threshold
         self.name = name
         self.synthetic = synthetic
+        self.info: dict = {"synthetic": synthetic}  # checkpoint facts: synthetic, dataset, metrics, stamp
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **kwargs) -> "ClassifierPredictor":
         """Load a ``kind="classifier"`` checkpoint (CheckpointError names the file on any problem)."""
-        from models.classifier.network import ClassifierConfig, GazeAttentionNet
-        from models.runtime import CheckpointError, load_checkpoint, resolve_device
+        from models.checkpoint import CheckpointError, config_of, load_checkpoint
+        from models.classifier.config import ClassifierConfig
+        from models.classifier.network import GazeAttentionNet
+        from models.runtime import resolve_device
 
         ckpt = load_checkpoint(path, "classifier")
+        config = config_of(ClassifierConfig, ckpt["config"].get("model"), path, "model")
         try:
-            config = ClassifierConfig.from_dict(ckpt["config"]["model"])
             model = GazeAttentionNet(config)
-            model.load_state_dict(ckpt["state_dict"])
+            model.load_state_dict(ckpt["state"]["model"])
         except (KeyError, TypeError, RuntimeError) as e:
             raise CheckpointError(f"{path}: classifier weights do not match the network ({type(e).__name__}: {e})") from None
-        thresholds = ckpt.get("thresholds") or [0.5] * len(FINDINGS)
+        thresholds = ckpt["state"].get("thresholds")
+        thresholds = [0.5] * len(FINDINGS) if thresholds is None else [float(t) for t in thresholds]
         name = f"gazelabel-classifier:{Path(path).name}"
-        return cls(model, thresholds, device=resolve_device(device), name=name,
-                   synthetic=bool(ckpt.get("synthetic", False)), **kwargs)
+        info = {"synthetic": bool(ckpt["info"].get("synthetic", False)), "dataset": ckpt["info"].get("dataset"),
+                "metrics": ckpt["metrics"]}
+        predictor = cls(model, thresholds, device=resolve_device(device), name=name, synthetic=info["synthetic"], **kwargs)
+        predictor.info = info
+        return predictor
 
     def predict_tensor(self, images, *, mc_samples: int = 0) -> dict:
         """Batch inference on model-space tensors.
@@ -177,7 +185,7 @@ class ClassifierPredictor:
         import torch
 
         from models.classifier.network import attention_to_model_space
-        from models.datasets.torch_data import prepare_image
+        from models.preprocess import prepare_image
 
         array = np.asarray(image.array if isinstance(image, LoadedImage) else image)
         if array.ndim != 2:

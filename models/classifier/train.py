@@ -8,38 +8,25 @@ atomically, with ``kind="classifier"``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from models.classifier.losses import ClassifierLoss, LossConfig
-from models.classifier.network import ClassifierConfig, GazeAttentionNet
+from models.checkpoint import save_checkpoint
+from models.classifier.config import ClassifierConfig, LossConfig, TrainConfig
+from models.classifier.losses import ClassifierLoss
+from models.classifier.network import GazeAttentionNet
 from models.datasets.base import CaseSource, DatasetError
 from models.datasets.torch_data import CaseDataset, collate
-from models.distributed import (
-    DistContext, barrier, cleanup, init_distributed, main_print, make_sampler, reduce_metrics,
-    set_epoch, unwrap_model, wrap_model,
-)
+from models.distributed import DistContext, barrier, cleanup, init_distributed, make_sampler, unwrap_model, wrap_model
+from models.train_result import TrainResult
 from models.metrics.classification import choose_thresholds, macro_auc, macro_f1
-from models.optim import one_cycle
-from models.runtime import save_checkpoint, seed_everything
+from models.runtime import seed_everything
+from models.training import LoopConfig, fit
 from models.vocab import FINDINGS
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings, stored in the checkpoint."""
-
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    device: str = "auto"
-    max_images: int | None = None
-    augment: bool = True
 
 
 def usable_cases(cases, split: str, source_name: str) -> list:
@@ -107,16 +94,17 @@ def validation_thresholds(pred: dict[str, np.ndarray]) -> tuple[np.ndarray, dict
 
 def train_classifier(source: CaseSource, out: str | Path, *, model_config: ClassifierConfig | None = None,
                      loss_config: LossConfig | None = None, train_config: TrainConfig | None = None,
-                     progress: bool = True, ctx: DistContext | None = None) -> dict:
-    """Train, choose thresholds on validation, save ``out`` (rank 0). Returns a summary dict.
+                     progress: bool = True, log: Callable[[str], None] | None = print,
+                     ctx: DistContext | None = None) -> dict:
+    """Train, choose thresholds on validation, save ``out`` (rank 0). Returns a summary dict (the
+    checkpoint's metrics plus ``history``).
 
     Works unchanged under ``torchrun``: each rank trains on its shard (DistributedSampler), gradients are
     averaged by DDP, logged losses are all-reduced, and only rank 0 writes the checkpoint."""
-    from tqdm.auto import tqdm
-
     mcfg, lcfg, tcfg = model_config or ClassifierConfig(), loss_config or LossConfig(), train_config or TrainConfig()
     own_ctx = ctx is None
     ctx = ctx or init_distributed(tcfg.device)
+    say = log if (log is not None and ctx.is_main) else (lambda message: None)
     try:
         seed_everything(tcfg.seed)
         train_cases = usable_cases(source.split("train"), "train", source.name)
@@ -124,7 +112,7 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
             train_cases = train_cases[: tcfg.max_images]
         val_cases = [c for c in source.split("val") if c.image.path and c.findings]
         if lcfg.contrastive_weight > 0 and mcfg.embed_dim <= 0:
-            raise ValueError("--contrastive-weight > 0 needs embed_dim > 0")
+            raise ValueError("contrastive_weight > 0 needs embed_dim > 0")
 
         dataset = CaseDataset(train_cases, mcfg.size, augment=tcfg.augment, uncertain_as=-1.0)
         sampler = make_sampler(dataset, ctx, shuffle=True, seed=tcfg.seed)
@@ -137,64 +125,61 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
         model = GazeAttentionNet(mcfg).to(ctx.device)
         net = wrap_model(model, ctx)
         criterion = ClassifierLoss(lcfg)
-        optim = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        steps = max(1, tcfg.epochs * len(loader))
-        sched = one_cycle(optim, tcfg.lr, steps, pct_start=0.15)
+        say(f"training on {len(train_cases)} cases ({source.name}{', SYNTHETIC' if source.synthetic else ''}), "
+            f"{len(val_cases)} validation, {ctx.world_size} process(es) on {ctx.device}")
+        seen = {"steps": 0}
 
-        history, start = [], time.time()
-        main_print(ctx, f"training on {len(train_cases)} cases ({source.name}{', SYNTHETIC' if source.synthetic else ''}), "
-                        f"{len(val_cases)} validation, {ctx.world_size} process(es) on {ctx.device}")
-        for epoch in range(tcfg.epochs):
-            set_epoch(sampler, epoch)
-            net.train()
-            sums, count = {}, 0
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not (progress and ctx.is_main), leave=False)
-            for step, batch in enumerate(bar):
-                batch = {k: v.to(ctx.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                output = net(batch["image"])
-                text_emb = None
-                if lcfg.contrastive_weight > 0:
-                    raw, batch["has_report"] = _text_batch(batch, text_table, mcfg.text_dim, ctx.device)
-                    text_emb = model.embed_text(raw)
-                loss, parts = criterion(output, batch, epoch + step / max(1, len(loader)), text_emb,
-                                        getattr(model, "logit_scale", None))
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                optim.step()
-                sched.step()
-                n = len(batch["id"])
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * n
-                count += n
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            stats = reduce_metrics(sums, count, ctx)
-            stats["epoch"] = epoch + 1
-            history.append(stats)
-            main_print(ctx, f"epoch {epoch + 1}/{tcfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in stats.items() if k != "epoch"))
+        def step(batch):
+            batch = {k: v.to(ctx.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            output = net(batch["image"])
+            text_emb = None
+            if lcfg.contrastive_weight > 0:
+                raw, batch["has_report"] = _text_batch(batch, text_table, mcfg.text_dim, ctx.device)
+                text_emb = model.embed_text(raw)
+            epoch = seen["steps"] / max(1, len(loader))
+            seen["steps"] += 1
+            loss, parts = criterion(output, batch, epoch, text_emb, getattr(model, "logit_scale", None))
+            return loss, {k: float(v) for k, v in parts.items()}, len(batch["id"])
+
+        loop = LoopConfig(epochs=tcfg.epochs, lr=tcfg.lr, weight_decay=tcfg.weight_decay, warmup=tcfg.warmup,
+                          grad_clip=tcfg.grad_clip, amp=tcfg.amp)
+        start = time.time()
+        history = fit(list(model.parameters()), loader, step, loop, ctx, modules=[net], sampler=sampler,
+                      log=say, name="classifier", progress=progress)
 
         model.eval()
         thresholds, val_metrics = np.full(len(FINDINGS), 0.5), {"val_cases": 0}
         if val_cases:
             thresholds, val_metrics = validation_thresholds(predict_cases(model, val_cases, mcfg.size, ctx.device))
         else:
-            main_print(ctx, "warning: no validation split; decision thresholds stay at 0.5")
-        summary = {"history": history, **val_metrics, "train_cases": len(train_cases), "seconds": time.time() - start,
-                   "world_size": ctx.world_size, "synthetic": bool(source.synthetic), "dataset": source.name}
+            say("warning: no validation split; decision thresholds stay at 0.5")
+        metrics = {**{k: v for k, v in history[-1].items() if k != "epoch"}, **val_metrics,
+                   "train_cases": len(train_cases), "seconds": time.time() - start, "world_size": ctx.world_size}
         if ctx.is_main:
             save_checkpoint(
                 out, "classifier",
                 config={"model": mcfg.to_dict(), "loss": lcfg.to_dict(), "train": asdict(tcfg)},
-                state_dict={k: v.detach().cpu() for k, v in unwrap_model(net).state_dict().items()},
-                thresholds=[float(t) for t in thresholds], findings=list(FINDINGS), synthetic=bool(source.synthetic),
-                dataset=source.name, summary=summary,
+                state={"model": {k: v.detach().cpu() for k, v in unwrap_model(net).state_dict().items()},
+                       "thresholds": torch.tensor([float(t) for t in thresholds], dtype=torch.float64)},
+                info={"synthetic": bool(source.synthetic), "dataset": source.name, "findings": list(FINDINGS),
+                      "history": history},
+                metrics=metrics,
             )
-            main_print(ctx, f"saved {out}" + (f" (val macro AUC {val_metrics['val_macro_auc']:.3f})" if val_cases else ""))
+            say(f"saved {out}" + (f" (val macro AUC {val_metrics['val_macro_auc']:.3f})" if val_cases else ""))
         barrier(ctx)
-        return summary
+        return {**metrics, "history": history, "synthetic": bool(source.synthetic), "dataset": source.name}
     finally:
         if own_ctx:
             cleanup(ctx)
 
 
-__all__ = ["TrainConfig", "train_classifier", "predict_cases", "validation_thresholds", "usable_cases"]
+def train(source: CaseSource, out: Path, config: dict, log: Callable[[str], None] | None = print) -> TrainResult:
+    """The classifier family's trainer (:mod:`models.families`): ``config`` holds its ``model``, ``loss`` and
+    ``train`` sections."""
+    summary = train_classifier(source, out, model_config=config["model"], loss_config=config["loss"],
+                               train_config=config["train"], progress=False, log=log)
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return TrainResult(Path(out), metrics, "val_macro_auc", {"synthetic": summary["synthetic"], "dataset": summary["dataset"]})
+
+
+__all__ = ["train", "train_classifier", "predict_cases", "validation_thresholds", "usable_cases"]

@@ -8,16 +8,25 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
+    from models.pipeline import GAZE_CHOICES, REPORT_MODES, TASKS
+
     p.add_argument("image", help="a chest radiograph: DICOM, PNG/JPG, NIfTI ...")
+    p.add_argument("--task", choices=tuple(TASKS), default="pipeline",
+                   help="what to run, as the server's infer task of that name does (default pipeline: all models)")
     p.add_argument("--models", default=None, help="models folder (classifier.pt, scanpath.pt, report/); default $GAZELABEL_HOME/models")
     p.add_argument("--json", dest="json_out", help="write the predicted Case JSON here")
     p.add_argument("--overlay", help="write a PNG with heatmap, boxes and numbered fixations here")
     p.add_argument("--scanpath", action="store_true", help="print the predicted fixations and covered/missed regions")
-    p.add_argument("--samples", type=int, default=1, help="scanpaths to sample (the first is shown)")
+    p.add_argument("--samples", type=int, default=None, help="scanpaths to sample (the first is shown; default 1)")
     p.add_argument("--temperature", type=float, default=None, help="scanpath sampling temperature (default 0.3; 0 = mean path)")
     p.add_argument("--report", action="store_true", help="print the draft report with its evidence links")
-    p.add_argument("--report-mode", default="auto", choices=["auto", "gaze2report", "prompt", "template", "none"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-mode", default=None, choices=REPORT_MODES, help="default auto")
+    p.add_argument("--mc-samples", type=int, default=None, help="classifier MC-dropout passes (default 0)")
+    p.add_argument("--gaze", default=None, choices=GAZE_CHOICES,
+                   help="which fixations the case and report carry (default: the task's; recorded needs --gaze-from)")
+    p.add_argument("--gaze-from", default=None, metavar="CASE.json", help="a case JSON whose fixations are the recorded gaze")
+    p.add_argument("--finding", default=None, help="heatmap of this finding (default: score-weighted mean)")
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")
 
 
@@ -26,7 +35,7 @@ CALLS = {1: "POSITIVE", -1: "uncertain"}
 
 def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
     print(f"{case.id}: {case.image.width}x{case.image.height} px  ({case.source.model})")
-    if case.extra.get("models_trained_on_synthetic_data"):
+    if case.prediction is not None and case.prediction.synthetic:
         print("  note: these models were trained on SYNTHETIC phantom data; outputs are not clinical findings")
     print(f"  {'finding':<28}{'score':>7}  call (models.decision: the report says the same)")
     for name, score in sorted(case.scores.items(), key=lambda kv: -kv[1]):
@@ -39,9 +48,9 @@ def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
             print(f"    {i + 1:>3}  x {f.x:7.1f}  y {f.y:7.1f}  t {f.t:6.2f} s  dur {f.duration:5.3f} s")
         print(f"  visited: {', '.join(case.coverage.get('visited', [])) or '-'}")
         print(f"  missed:  {', '.join(case.coverage.get('missed', [])) or '-'}")
-        n = len(case.extra.get("scanpath_samples", []))
+        n = len(case.prediction.scanpath_samples) if case.prediction else 0
         if n:
-            print(f"  {n} sampled scanpaths are in the JSON output (extra.scanpath_samples)")
+            print(f"  {n} sampled scanpaths are in the JSON output (prediction.scanpath_samples)")
     if show_report and case.report is not None:
         print(f"  FINDINGS: {case.report.findings}")
         print(f"  IMPRESSION: {case.report.impression}")
@@ -51,11 +60,11 @@ def _print_case(case, show_scanpath: bool, show_report: bool) -> None:
 
 def _models_dir(args) -> Path:
     """The models folder, with a message that says where it was looked for and how to get models."""
-    from models.pipeline import model_paths
+    from models.families import FAMILIES
     from models.runtime import home
 
     models_dir = Path(args.models) if args.models else home() / "models"
-    if not model_paths(models_dir):
+    if not any(f.exists(models_dir) for f in FAMILIES.values()):
         where = "--models" if args.models else "$GAZELABEL_HOME/models (GAZELABEL_HOME is " + \
             (os.environ.get("GAZELABEL_HOME") or f"unset, so ./.gazelabel under {Path.cwd()}") + ")"
         raise FileNotFoundError(
@@ -66,24 +75,34 @@ def _models_dir(args) -> Path:
 
 
 def run(args) -> int:
+    from dataclasses import replace
+
     from models.imaging import read_image
-    from models.pipeline import SCANPATH_TEMPERATURE, Pipeline
+    from models.pipeline import TASKS, Pipeline
+    from models.schema import load_case
+    from models.vocab import canonical_finding
 
     # Every input is checked before any model loads: a bad path is reported at once.
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    temperature = SCANPATH_TEMPERATURE if args.temperature is None else args.temperature
-    if temperature < 0:
-        raise ValueError(f"--temperature must be >= 0, got {temperature}")
+    task = TASKS[args.task]
+    overrides = {k: v for k, v in (("n_samples", args.samples), ("temperature", args.temperature),
+                                   ("report_mode", args.report_mode), ("mc_samples", args.mc_samples),
+                                   ("gaze", args.gaze), ("seed", args.seed)) if v is not None}
+    if args.finding:
+        try:
+            overrides["finding"] = canonical_finding(args.finding)
+        except KeyError as e:
+            raise ValueError(f"--finding: {e.args[0]}") from None
+    options = replace(task.defaults, **overrides)  # ValueError names an option out of range
     for flag, out, suffix in (("--json", args.json_out, ".json"), ("--overlay", args.overlay, ".png")):
         if out and Path(out).suffix.lower() != suffix:
             raise ValueError(f"{flag} {out}: expected a {suffix} path")
+    recorded = load_case(args.gaze_from).fixations if args.gaze_from else None
     image = read_image(args.image)
     models_dir = _models_dir(args)
     pipe = Pipeline.from_dir(models_dir, device=args.device)
-    result = pipe.run(image, n_samples=args.samples, seed=args.seed, report_mode=args.report_mode, temperature=temperature)
+    result = pipe.run(image, families=task.families, options=options, recorded_gaze=recorded)
     case = result.case
-    _print_case(case, args.scanpath, args.report)
+    _print_case(case, args.scanpath or task.name == "scanpath", args.report or task.name == "report")
     if args.json_out:
         from models.files import atomic_json
 

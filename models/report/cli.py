@@ -6,39 +6,40 @@ import json
 import sys
 from pathlib import Path
 
+from models.families import REPORT
+
 
 def add_train_arguments(p) -> None:
+    d = REPORT.default
     p.add_argument("--data", required=True, help="case store folder (reports, images, fixations)")
     p.add_argument("--out", required=True, help="output folder (lm/ and report.pt are written there)")
     p.add_argument("--iu", action="store_true", help="also train the LM on the 2,955 IU X-ray reports")
     p.add_argument("--lm", default=None, help="a local transformers causal-LM folder instead of our small GPT-2")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of both stages (default: 6 LM, 8 Gaze2Report)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs of both stages (default: {d('lm_epochs')} LM, {d('g2r_epochs')} Gaze2Report)")
     p.add_argument("--lm-epochs", type=int, default=None,
                    help="epochs of the language stage only (0 with --lm: use that LM as it is)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is much faster on a busy machine)")
-    p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--lora-r", type=int, default=d("lora_r"), help="LoRA rank")
     p.add_argument("--no-gaze", action="store_true", help="ablation: train the prefix without fixation tokens")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=d("device"), help="auto, cpu or cuda[:N]")
+    p.add_argument("--seed", type=int, default=d("seed"))
 
 
 def train(args) -> int:
     from models.datasets.store import CaseStore
-    from models.report.corpus import iu_reports
-    from models.report.train import TrainConfig, split_cases, train_report_generator
-    from models.runtime import resolve_device
 
-    cfg = TrainConfig(lora_r=args.lora_r, use_gaze=not args.no_gaze, device=str(resolve_device(args.device)),
-                      lm_path=args.lm, seed=args.seed)
+    options = {"lora_r": args.lora_r, "use_gaze": not args.no_gaze, "device": args.device, "lm_path": args.lm,
+               "seed": args.seed, "iu": args.iu}
     if args.epochs is not None:
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-        cfg.lm_epochs = cfg.g2r_epochs = args.epochs
+        options["lm_epochs"] = options["g2r_epochs"] = args.epochs
     if args.lm_epochs is not None:
         if args.lm_epochs < 0 or (args.lm_epochs == 0 and not args.lm):
             raise ValueError("--lm-epochs must be >= 1 (0 is allowed only with --lm PATH)")
-        cfg.lm_epochs = args.lm_epochs
+        options["lm_epochs"] = args.lm_epochs
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -48,11 +49,7 @@ def train(args) -> int:
     if args.lora_r < 1:
         raise ValueError(f"--lora-r must be >= 1, got {args.lora_r}")
     source = CaseStore(args.data).source()
-    by_split = split_cases(source.cases, source.splits)
-    iu = iu_reports() if args.iu else []
-    path = train_report_generator(by_split, args.out, cfg, iu=iu, synthetic=source.synthetic, dataset=source.name,
-                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"saved {path}" + (" (trained on SYNTHETIC data)" if source.synthetic else ""))
+    REPORT.train(source, args.out, REPORT.make_config(options), log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 
 
@@ -79,7 +76,7 @@ def evaluate(args) -> int:
     from models.metrics.report import ReportScorer
     from models.report.evaluate import SIMULATED_NOTE, generate_reports, timing_summary
     from models.report.generate import ReportGenerator
-    from models.report.train import split_cases
+    from models.report.corpus import split_cases
 
     source = CaseStore(args.data).source()
     cases = split_cases(source.cases, source.splits).get(args.split, [])

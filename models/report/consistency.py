@@ -21,7 +21,7 @@ from models.schema import Case
 def contradictions(case: Case, labeler=None) -> list[str]:
     """Human-readable disagreements between ``case.findings`` and ``case.report`` (empty: consistent)."""
     from models.report.evidence import report_sentences
-    from models.report.labeler import default_labeler
+    from models.labeling.labeler import default_labeler
 
     if case.report is None:
         return []

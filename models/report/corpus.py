@@ -7,7 +7,7 @@ rule, 2,955 reports, deterministic 7:1:2 hash split by study id: not R2Gen's ran
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from models.schema import Case
 
@@ -40,3 +40,16 @@ def case_reports(cases: Iterable[Case], split: str) -> list[TextReport]:
     """Reports of the cases that have one, tagged with ``split``."""
     return [TextReport(c.id, c.report.findings, c.report.impression, split)
             for c in cases if c.report is not None and c.report.text.strip()]
+
+
+def split_cases(cases: Sequence[Case], splits: dict) -> dict[str, list[Case]]:
+    """Store cases with a report, by split (train / val / test)."""
+    out = {"train": [], "val": [], "test": []}
+    where = {cid: name for name, ids in (splits or {}).items() for cid in ids}
+    from models.datasets.base import hash_split
+
+    for c in cases:
+        if c.report is None or not c.report.text.strip():
+            continue
+        out.setdefault(where.get(c.id) or hash_split(c.id), []).append(c)
+    return out

@@ -56,12 +56,12 @@ def generate_reports(generator, cases: Sequence[Case], *, mode: str, classifier=
         else:
             fixations = []
         t0 = time.perf_counter()
-        report = generator(image, result, fixations, mode=mode, use_gaze=use_gaze, check=check)
+        report, stats = generator.write(image, result, fixations, mode=mode, use_gaze=use_gaze, check=check)
         seconds.append(time.perf_counter() - t0)
-        tokens.append(generator.last_stats.get("tokens", 0))
-        fallbacks += generator.last_stats.get("fallback", 0)
-        lm_sentences += generator.last_stats.get("lm_sentences", 0)
-        sentences += generator.last_stats.get("sentences", 0)
+        tokens.append(stats.get("tokens", 0))
+        fallbacks += stats.get("fallback", 0)
+        lm_sentences += stats.get("lm_sentences", 0)
+        sentences += stats.get("sentences", 0)
         hyps.append(report.text)
         refs.append(case.report.text)
         reports.append(report)

@@ -12,12 +12,12 @@ All modes cut the plan into the same one-sentence units (:func:`~models.report.t
 "template" keeps their template sentences; "prompt" (path a) has the LM write each sentence from its
 control; "gaze2report" (path b) does the same with the graph prefix in front and the LoRA adapters on. A
 sentence the labeler does not read as its unit's statements is sampled again, then replaced by the
-template sentence (:mod:`models.report.sentences`); ``last_stats`` counts how often.
+template sentence (:mod:`models.report.sentences`); :meth:`ReportGenerator.write` returns how often with
+the report.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -89,22 +89,6 @@ class ReportGenerator:
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
         self.samples, self.sample_temperature, self.seed = samples, sample_temperature, seed
-        self._local = threading.local()  # a server shares one generator between request threads
-
-    @property
-    def last_stats(self) -> dict:
-        return getattr(self._local, "stats", {})
-
-    @last_stats.setter
-    def last_stats(self, stats: dict) -> None:
-        self._local.stats = stats
-
-    def writer_summary(self) -> dict:
-        """Who wrote this thread's last report: ``{"mode", "lm_sentences", "template_sentences"}``."""
-        stats = self.last_stats
-        written = stats.get("lm_sentences", 0)
-        return {"mode": stats.get("mode"), "lm_sentences": written,
-                "template_sentences": stats.get("sentences", 0) - written}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -112,27 +96,29 @@ class ReportGenerator:
         """Load ``<dir>/report.pt`` + ``<dir>/lm`` (``path`` is the folder or the .pt file)."""
         from peft import set_peft_model_state_dict
 
+        from models.checkpoint import CheckpointError, config_of, load_checkpoint
+        from models.report.config import CHECKPOINT_NAME, KIND, ReportConfig
         from models.report.gaze2report import Gaze2ReportPrefix, PrefixConfig
         from models.report.lm import load_lm
-        from models.report.train import CHECKPOINT_FILE, CHECKPOINT_KIND, TrainConfig, attach_lora
-        from models.runtime import CheckpointError, load_checkpoint, resolve_device
+        from models.report.lora import attach_lora
+        from models.runtime import resolve_device
 
         path = Path(path)
-        ckpt_path = path / CHECKPOINT_FILE if path.is_dir() else path
-        ckpt = load_checkpoint(ckpt_path, CHECKPOINT_KIND)
+        ckpt_path = path / CHECKPOINT_NAME if path.is_dir() else path
+        ckpt = load_checkpoint(ckpt_path, KIND)
         config = ckpt["config"]
+        train = config_of(ReportConfig, config.get("train"), ckpt_path, "train")
         dev = resolve_device(device)
         lm, tokenizer = load_lm(ckpt_path.parent / config.get("lm_dir", "lm"))
-        cfg = TrainConfig(lora_r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=0.0)
         try:
-            peft_lm, _ = attach_lora(lm, cfg)
-            set_peft_model_state_dict(peft_lm, ckpt["state_dict"]["lora"])
-            prefix = Gaze2ReportPrefix(PrefixConfig(**config["prefix"]))
-            prefix.load_state_dict(ckpt["state_dict"]["prefix"])
+            peft_lm, _ = attach_lora(lm, train.lora_r, train.lora_alpha, 0.0)
+            set_peft_model_state_dict(peft_lm, ckpt["state"]["lora"])
+            prefix = Gaze2ReportPrefix(config_of(PrefixConfig, config["prefix"], ckpt_path, "prefix"))
+            prefix.load_state_dict(ckpt["state"]["prefix"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"{ckpt_path}: weights do not match the report model ({type(e).__name__}: {e})") from None
-        info = {"synthetic": ckpt.get("synthetic", False), "dataset": ckpt.get("dataset"),
-                "use_gaze": config.get("use_gaze", True), "path": str(ckpt_path)}
+        info = {"synthetic": bool(ckpt["info"].get("synthetic", False)), "dataset": ckpt["info"].get("dataset"),
+                "use_gaze": train.use_gaze, "path": str(ckpt_path), "metrics": ckpt["metrics"]}
         return cls(peft_lm.to(dev).eval(), tokenizer, prefix.to(dev).eval(),
                    device=str(dev), info=info, **kwargs)
 
@@ -187,7 +173,7 @@ class ReportGenerator:
 
         import torch
 
-        from models.report.labeler import default_labeler
+        from models.labeling.labeler import default_labeler
         from models.report.lm import decode_sentence
         from models.report.sentences import check_sentence
 
@@ -226,7 +212,7 @@ class ReportGenerator:
     def _prefix_tokens(self, image, fixations: Sequence[Fixation], use_gaze: bool):
         import torch
 
-        from models.datasets.torch_data import MAX_FIXATIONS, prepare_image
+        from models.preprocess import MAX_FIXATIONS, prepare_image
 
         size = self.prefix.config.image_size
         tensor, lb = prepare_image(image.array, size)
@@ -242,13 +228,14 @@ class ReportGenerator:
                                     use_gaze=use_gaze and bool(fix))
         return tokens
 
-    def __call__(self, image, classifier_result, fixations: Sequence[Fixation] | None, *, mode: str = "gaze2report",
-                 boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 40,
-                 check: bool = True) -> Report:
+    def write(self, image, classifier_result, fixations: Sequence[Fixation] | None, *, mode: str = "gaze2report",
+              boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 40,
+              check: bool = True) -> tuple[Report, dict]:
         """Write the report of one image (see module docstring); ``use_gaze=False`` leaves the fixation
         tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread.
-        ``self.last_stats`` (per thread) holds tokens, seconds, how many sentences the LM wrote and how many
-        fell back to the template."""
+
+        Returns ``(report, stats)``: ``stats`` holds ``mode``, ``tokens``, ``seconds``, ``sentences``,
+        ``lm_sentences`` (written by the LM), ``fallback`` (replaced by the template) and ``controls``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         array = getattr(image, "array", None)
@@ -268,8 +255,19 @@ class ReportGenerator:
                                               check=check)
         report = Report(*templates.join_sections(units))
         report.evidence = unit_evidence(units, fixations, width, height)
-        self.last_stats = {"mode": mode, "tokens": tokens, "seconds": time.perf_counter() - t0,
-                           "sentences": len(units), "lm_sentences": written,
-                           "fallback": len(units) - written if mode != "template" else 0,
-                           "controls": [u.control for u in units]}
-        return report
+        stats = {"mode": mode, "tokens": tokens, "seconds": time.perf_counter() - t0,
+                 "sentences": len(units), "lm_sentences": written,
+                 "fallback": len(units) - written if mode != "template" else 0,
+                 "controls": [u.control for u in units]}
+        return report, stats
+
+    def __call__(self, image, classifier_result, fixations: Sequence[Fixation] | None, **kwargs) -> Report:
+        """:meth:`write` without the statistics."""
+        return self.write(image, classifier_result, fixations, **kwargs)[0]
+
+
+def writer_summary(stats: dict) -> dict:
+    """Who wrote a report, from :meth:`ReportGenerator.write`'s stats: ``{"mode", "lm_sentences",
+    "template_sentences"}``."""
+    written = stats.get("lm_sentences", 0)
+    return {"mode": stats.get("mode"), "lm_sentences": written, "template_sentences": stats.get("sentences", 0) - written}

@@ -129,7 +129,7 @@ def load_lm(path: str | Path):
     offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from models.runtime import CheckpointError
+    from models.checkpoint import CheckpointError
 
     path = Path(path)
     if not (path / "config.json").is_file():

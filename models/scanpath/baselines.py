@@ -19,7 +19,7 @@ import numpy as np
 
 from models.gaze import DEFAULT_SIGMA_FRACTION, fixation_heatmap
 from models.schema import Case, Fixation
-from models.scanpath.train import image_size_of, reader_paths
+from models.scanpath.paths import image_size_of, reader_paths
 
 MAP_GRID = 64
 

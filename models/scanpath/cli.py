@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from models.families import SCANPATH
+from models.scanpath.config import DECODINGS
 
 
 def open_dataset(path: str, images: str | None = None):
@@ -22,37 +24,29 @@ def open_dataset(path: str, images: str | None = None):
     return open_source(p, images=images)
 
 
-def with_images(cases, data: str, what: str):
-    """The cases that have an image file and fixations; a clear error when there are none."""
-    from models.scanpath.train import reader_paths
-
-    gazed = [c for c in cases if reader_paths(c)]
-    usable = [c for c in gazed if c.image.path and Path(c.image.path).is_file()]
-    if not usable:
-        raise ValueError(f"{data}: none of the {len(gazed)} {what} cases with fixations has an image file "
-                         f"(REFLACX and EGD-CXR ship gaze only: pass --images <MIMIC-CXR or MIMIC-CXR-JPG root>)")
-    if len(usable) < len(gazed):
-        print(f"{what}: skipping {len(gazed) - len(usable)} of {len(gazed)} cases without an image file")
-    return usable
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder (case store, REFLACX, EGD-CXR, MIMIC-Eye)")
     p.add_argument("--images", default=None, help="MIMIC-CXR(-JPG) root for datasets without pixels (REFLACX, EGD-CXR)")
     p.add_argument("--out", required=True, help="checkpoint file to write, e.g. models/scanpath.pt")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--size", type=int, default=128, help="model input side in pixels (multiple of 16)")
-    p.add_argument("--slots", type=int, default=50, help="maximum fixations per predicted path")
-    p.add_argument("--decoding", choices=("autoregressive", "parallel"), default="autoregressive")
-    p.add_argument("--mixtures", type=int, default=3, help="Gaussian components of the x, y head (1 = one Gaussian)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per step (each brings all its readers)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--l1-weight", type=float, default=0.0, help="extra L1 loss on the x, y means")
+    p.add_argument("--epochs", type=int, default=SCANPATH.default("epochs"))
+    p.add_argument("--size", type=int, default=SCANPATH.default("size"), help="model input side in pixels (multiple of 16)")
+    p.add_argument("--slots", type=int, default=SCANPATH.default("slots"), help="maximum fixations per predicted path")
+    p.add_argument("--decoding", choices=DECODINGS, default=SCANPATH.default("decoding"))
+    p.add_argument("--mixtures", type=int, default=SCANPATH.default("mixtures"),
+                   help="Gaussian components of the x, y head (1 = one Gaussian)")
+    p.add_argument("--batch-size", type=int, default=SCANPATH.default("batch_size"),
+                   help="images per step (each brings all its readers)")
+    p.add_argument("--lr", type=float, default=SCANPATH.default("lr"))
+    p.add_argument("--l1-weight", type=float, default=SCANPATH.default("l1_weight"), help="extra L1 loss on the x, y means")
     p.add_argument("--text", action="store_true", help="condition on the report text (frozen MiniLM)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (torchrun for several GPUs)")
+    p.add_argument("--seed", type=int, default=SCANPATH.default("seed"))
+    p.add_argument("--device", default=SCANPATH.default("device"), help="auto, cpu, cuda (torchrun for several GPUs)")
     p.add_argument("--max-images", type=int, default=None, help="train on at most N training images")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
+
+
+OPTIONS = ("epochs", "size", "slots", "decoding", "mixtures", "batch_size", "lr", "l1_weight", "text", "seed",
+           "device", "max_images")
 
 
 def _check_positive(args, *names: str) -> None:
@@ -70,23 +64,10 @@ def _set_threads(threads: int | None) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    from models.scanpath.network import ScanpathConfig
-    from models.scanpath.train import reader_paths, train_scanpath
-
     _check_positive(args, "epochs", "size", "slots", "mixtures", "batch_size", "lr", "max_images", "threads")
     _set_threads(args.threads)
-    source = open_dataset(args.data, args.images)
-    train_cases = with_images(source.split("train"), args.data, "training")
-    val_cases = [c for c in source.split("val") if reader_paths(c) and c.image.path and Path(c.image.path).is_file()]
-    if args.max_images:
-        train_cases = train_cases[: args.max_images]
-        val_cases = val_cases[: max(1, args.max_images // 5)]
-    if source.synthetic and os.environ.get("RANK", "0") == "0":
-        print(f"training on SYNTHETIC data ({source.name})")
-    cfg = ScanpathConfig(size=args.size, slots=args.slots, decoding=args.decoding, mixtures=args.mixtures)
-    train_scanpath(train_cases, args.out, cfg=cfg, val_cases=val_cases, epochs=args.epochs, batch_size=args.batch_size,
-                   lr=args.lr, l1_weight=args.l1_weight, seed=args.seed, device=args.device, text=args.text,
-                   dataset_info={"name": source.name, "synthetic": source.synthetic, "path": str(args.data)})
+    config = SCANPATH.make_config({k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None})
+    SCANPATH.train(open_dataset(args.data, args.images), args.out, config, log=print)
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from models.metrics import scanpath as sm
 from models.schema import Case, Fixation
-from models.scanpath.train import image_size_of, reader_paths
+from models.scanpath.paths import image_size_of, reader_paths
 
 CEILING = "human_ceiling"
 # Metrics where higher is better and a predictor/ceiling ratio is meaningful.

@@ -28,60 +28,13 @@ becomes one extra memory token.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.scanpath.config import DECODINGS, ScanpathConfig  # noqa: F401 (re-exported)
+
 LOGVAR_MIN, LOGVAR_MAX = -9.0, 3.0
-DECODINGS = ("autoregressive", "parallel")
-
-
-@dataclass
-class ScanpathConfig:
-    """Hyper-parameters; saved in the checkpoint so ``ScanpathNet(ScanpathConfig(**cfg))`` rebuilds it.
-
-    Attributes:
-        size: model input side (pixels of the letterboxed square image).
-        slots: K, the maximum number of fixations predicted (longer human paths are truncated).
-        d_model, heads, encoder_layers, decoder_layers, ff: transformer sizes.
-        channels: CNN widths; each stage halves the resolution, so memory is ``size / 2**len(channels)`` square.
-        text_dim: report-embedding size (384 for MiniLM), 0 = no text conditioning.
-        decoding: "autoregressive" or "parallel" (see module docstring).
-        mixtures: Gaussian components of the x, y head (1 = a single Gaussian).
-        duration_prior: mean fixation duration in seconds, the initial duration prediction.
-    """
-
-    size: int = 128
-    slots: int = 50
-    d_model: int = 96
-    heads: int = 4
-    encoder_layers: int = 1
-    decoder_layers: int = 3
-    ff: int = 192
-    channels: tuple[int, ...] = (16, 32, 64, 96)
-    dropout: float = 0.1
-    text_dim: int = 0
-    decoding: str = "autoregressive"
-    mixtures: int = 3
-    duration_prior: float = 0.3
-
-    def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
-        if self.decoding not in DECODINGS:
-            raise ValueError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
-        if self.mixtures < 1:
-            raise ValueError(f"mixtures must be >= 1, got {self.mixtures}")
-        if self.slots < 2:
-            raise ValueError(f"slots must be >= 2, got {self.slots}")
-        if self.size % (2 ** len(self.channels)):
-            raise ValueError(f"size {self.size} must be divisible by {2 ** len(self.channels)} (one halving per CNN stage)")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
 
 
 def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:

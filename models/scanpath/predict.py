@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.datasets.torch_data import prepare_image
+from models.preprocess import prepare_image
 from models.imaging import Letterbox, LoadedImage
 from models.schema import Fixation
-from models.scanpath.network import ScanpathConfig, ScanpathNet
-from models.scanpath.train import CHECKPOINT_KIND
+from models.scanpath.network import ScanpathNet
 
 
 def to_fixations(path: np.ndarray, lb: Letterbox) -> list[Fixation]:
@@ -43,16 +42,20 @@ class ScanpathPredictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "ScanpathPredictor":
-        """Load a ``scanpath`` checkpoint; :class:`~models.runtime.CheckpointError` names a bad file."""
-        from models.runtime import CheckpointError, load_checkpoint, resolve_device
+        """Load a ``scanpath`` checkpoint; :class:`~models.checkpoint.CheckpointError` names a bad file."""
+        from models.checkpoint import CheckpointError, config_of, load_checkpoint
+        from models.runtime import resolve_device
+        from models.scanpath.config import ScanpathConfig
 
-        ckpt = load_checkpoint(path, CHECKPOINT_KIND)
+        ckpt = load_checkpoint(path, "scanpath")
+        config = config_of(ScanpathConfig, ckpt["config"].get("model"), path, "model")
         try:
-            model = ScanpathNet(ScanpathConfig(**ckpt["config"]))
-            model.load_state_dict(ckpt["state_dict"])
+            model = ScanpathNet(config)
+            model.load_state_dict(ckpt["state"]["model"])
         except (TypeError, ValueError, RuntimeError, KeyError) as e:
             raise CheckpointError(f"{path}: scanpath checkpoint does not match the network ({type(e).__name__}: {e})") from None
-        info = {k: ckpt.get(k) for k in ("dataset", "training")}
+        info = {"synthetic": bool(ckpt["info"].get("synthetic", False)), "dataset": ckpt["info"].get("dataset"),
+                "metrics": ckpt["metrics"]}
         return cls(model, resolve_device(device), info)
 
     @property

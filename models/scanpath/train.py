@@ -1,6 +1,6 @@
 """Train the scanpath network on cases: every reader's scanpath of an image is a separate target.
 
-Data path: ``case.image.path`` -> :func:`models.datasets.torch_data.prepare_image` (letterbox to ``size``) ->
+Data path: ``case.image.path`` -> :func:`models.preprocess.prepare_image` (letterbox to ``size``) ->
 ``(1, S, S)``; each reader's fixations (``case.fixations`` and every ``case.readers`` entry) are clipped to the
 image, mapped through the same letterbox, divided by ``size`` (normalised model coordinates) and truncated
 to ``slots``; durations become log-seconds (floored at 10 ms: some trackers report zero).
@@ -9,8 +9,9 @@ to ``slots``; durations become log-seconds (floored at 10 ms: some trackers repo
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,35 +19,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from models.datasets.torch_data import prepare_image
+from models.checkpoint import save_checkpoint
+from models.distributed import all_reduce_mean, cleanup, init_distributed, make_sampler, unwrap_model, wrap_model
+from models.train_result import TrainResult
 from models.gaze import clip_fixations
 from models.imaging import Letterbox, read_image
-from models.optim import one_cycle
+from models.preprocess import prepare_image
+from models.runtime import seed_everything
+from models.scanpath.config import ScanpathConfig, ScanpathTrainConfig
 from models.scanpath.losses import scanpath_loss
-from models.scanpath.network import ScanpathConfig, ScanpathNet
+from models.scanpath.network import ScanpathNet
+from models.scanpath.paths import reader_paths
 from models.schema import Case, Fixation
+from models.training import LoopConfig, fit
 
-CHECKPOINT_KIND = "scanpath"
 MIN_DURATION_S = 0.01
-PRIMARY_READER = "reader_1"
-
-
-def reader_paths(case: Case) -> dict[str, list[Fixation]]:
-    """Every human scanpath of a case: ``case.fixations`` (as ``reader_1``) then ``case.readers``; empty
-    paths are left out."""
-    paths = {PRIMARY_READER: case.fixations} if case.fixations else {}
-    paths.update({name: fx for name, fx in case.readers.items() if fx and name not in paths})
-    return paths
-
-
-def image_size_of(case: Case) -> tuple[int, int]:
-    """``(width, height)`` in original pixels: from the case record, else read from its image file."""
-    if case.image.width > 0 and case.image.height > 0:
-        return case.image.width, case.image.height
-    if not case.image.path:
-        raise ValueError(f"case {case.id}: image size unknown and no image file to read it from")
-    height, width = read_image(case.image.path).array.shape
-    return width, height
 
 
 def encode_path(path: Sequence[Fixation], lb: Letterbox, slots: int) -> tuple[np.ndarray, int]:
@@ -125,17 +112,6 @@ def report_embeddings(cases: Sequence[Case], device: str = "cpu") -> torch.Tenso
     return emb
 
 
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    epochs: int
-    n_images: int
-    n_paths: int
-    final_loss: float
-    val_loss: float | None
-    seconds: float
-
-
 def _loss_of(model, batch: dict, device, l1_weight: float, parallel: bool) -> tuple[dict, int]:
     """Loss of a batch of images, every real reader row a target; returns the losses and the row count."""
     image = batch["image"].to(device)
@@ -150,91 +126,99 @@ def _loss_of(model, batch: dict, device, l1_weight: float, parallel: bool) -> tu
     return losses, len(keep)
 
 
-def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, *, cfg: ScanpathConfig | None = None,
-                   val_cases: Sequence[Case] = (), epochs: int = 30, batch_size: int = 8, lr: float = 1e-3,
-                   weight_decay: float = 1e-4, l1_weight: float = 0.0, seed: int = 0, device: str = "auto",
-                   text: bool = False, dataset_info: dict | None = None,
-                   log: Callable[[str], None] = print) -> TrainResult:
+def usable_cases(cases: Sequence[Case], what: str, where: str) -> list[Case]:
+    """The cases that have an image file and fixations; a clear error when there are none."""
+    gazed = [c for c in cases if reader_paths(c)]
+    usable = [c for c in gazed if c.image.path and Path(c.image.path).is_file()]
+    if not usable and what == "training":
+        raise ValueError(f"{where}: none of the {len(gazed)} {what} cases with fixations has an image file "
+                         f"(REFLACX and EGD-CXR ship gaze only: pass --images <MIMIC-CXR or MIMIC-CXR-JPG root>)")
+    return usable
+
+
+def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, cfg: ScanpathConfig | None = None,
+                   tcfg: ScanpathTrainConfig | None = None, *, val_cases: Sequence[Case] = (),
+                   dataset_info: dict | None = None, log: Callable[[str], None] | None = print) -> dict:
     """Fit a :class:`ScanpathNet` and save a ``scanpath`` checkpoint (atomic; rank 0 under torchrun).
 
     Args:
         train_cases, val_cases: cases with images and human fixations (original pixels).
         out_path: checkpoint file.
-        cfg: network configuration (``text_dim`` is set from ``text``).
-        epochs, lr, weight_decay: AdamW with a one-cycle schedule.
-        batch_size: images per step (each brings all its readers' paths).
-        l1_weight: extra L1 on the x, y means (0 = pure Gaussian NLL).
-        text: condition on the report through the frozen MiniLM encoder.
-        dataset_info: stored in the checkpoint (dataset name, synthetic flag ...).
-    """
-    from models.distributed import (all_reduce_mean, cleanup, init_distributed, make_sampler, reduce_metrics, set_epoch,
-                                    unwrap_model, wrap_model)
-    from models.runtime import save_checkpoint, seed_everything
+        cfg: network configuration (``text_dim`` is set from ``tcfg.text``).
+        tcfg: optimisation (AdamW with a one-cycle schedule, in :func:`models.training.fit`); batches are
+            images, each bringing all its readers' paths.
+        dataset_info: ``{"name", "synthetic"}``, stored in the checkpoint's info.
 
-    cfg = cfg or ScanpathConfig()
-    if text:
+    Returns:
+        The checkpoint's metrics (``train_loss``, ``val_loss`` ...) and ``history``.
+    """
+    cfg, tcfg = cfg or ScanpathConfig(), tcfg or ScanpathTrainConfig()
+    if tcfg.text:
         from models.text_encoder import EMBEDDING_DIM
 
         cfg.text_dim = EMBEDDING_DIM
-    ctx = init_distributed(device)
-    seed_everything(seed + ctx.rank)
+    ctx = init_distributed(tcfg.device)
+    say = log if (log is not None and ctx.is_main) else (lambda message: None)
+    seed_everything(tcfg.seed + ctx.rank)
     t0 = time.time()
-    train_text = report_embeddings(train_cases) if text else None
-    train_ds = ScanpathDataset(train_cases, cfg.size, cfg.slots, text_embeddings=train_text, augment=True)
+    train_ds = ScanpathDataset(train_cases, cfg.size, cfg.slots, text_embeddings=report_embeddings(train_cases) if tcfg.text else None,
+                               augment=True)
     val_ds = None
     if val_cases:
-        val_ds = ScanpathDataset(val_cases, cfg.size, cfg.slots, text_embeddings=report_embeddings(val_cases) if text else None)
-    sampler = make_sampler(train_ds, ctx, shuffle=True, seed=seed)
-    loader = DataLoader(train_ds, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, drop_last=False)
+        val_ds = ScanpathDataset(val_cases, cfg.size, cfg.slots,
+                                 text_embeddings=report_embeddings(val_cases) if tcfg.text else None)
+    sampler = make_sampler(train_ds, ctx, shuffle=True, seed=tcfg.seed)
+    loader = DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=False)
 
-    torch.manual_seed(seed)  # identical initial weights on every rank
+    torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     model = ScanpathNet(cfg).to(ctx.device)
-    torch.manual_seed(seed + ctx.rank)
+    torch.manual_seed(tcfg.seed + ctx.rank)
     net = wrap_model(model, ctx)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = max(1, epochs * len(loader))
-    sched = one_cycle(opt, lr, steps, pct_start=0.1)
     parallel = cfg.decoding == "parallel"
-    if ctx.is_main:
-        log(f"scanpath: {len(train_cases)} images, {train_ds.n_paths} reader paths, {cfg.slots} slots, {cfg.size}px, "
-            f"{cfg.decoding}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {ctx.device}")
+    say(f"scanpath: {len(train_cases)} images, {train_ds.n_paths} reader paths, {cfg.slots} slots, {cfg.size}px, "
+        f"{cfg.decoding}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {ctx.device}")
 
-    train_loss = float("nan")
-    val_loss = None
-    for epoch in range(epochs):
-        set_epoch(sampler, epoch)
-        net.train()
-        sums, count = {}, 0
-        for batch in loader:
-            losses, n = _loss_of(net, batch, ctx.device, l1_weight, parallel)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * n
-            count += n
-        metrics = reduce_metrics(sums, count, ctx)
-        train_loss = metrics["loss"]
-        msg = f"epoch {epoch + 1}/{epochs} loss {train_loss:.3f} (xy {metrics['nll_xy']:.3f} dur {metrics['nll_duration']:.3f} stop {metrics['stop']:.3f})"
-        if val_ds is not None and (epoch == epochs - 1 or (epoch + 1) % 5 == 0):
-            val_loss = all_reduce_mean(evaluate_loss(model, val_ds, ctx.device, batch_size, l1_weight), ctx)
-            msg += f" val {val_loss:.3f}"
-        if ctx.is_main:
-            log(msg)
+    def step(batch):
+        losses, n = _loss_of(net, batch, ctx.device, tcfg.l1_weight, parallel)
+        return losses["loss"], {k: float(v.detach()) for k, v in losses.items()}, n
 
-    result = TrainResult(Path(out_path), epochs, len(train_ds), train_ds.n_paths, train_loss, val_loss, time.time() - t0)
+    def validate() -> dict:
+        return {"val_loss": all_reduce_mean(evaluate_loss(model, val_ds, ctx.device, tcfg.batch_size, tcfg.l1_weight), ctx)}
+
+    loop = LoopConfig(epochs=tcfg.epochs, lr=tcfg.lr, weight_decay=tcfg.weight_decay, warmup=tcfg.warmup,
+                      grad_clip=tcfg.grad_clip, amp=tcfg.amp, validate_every=5)
+    history = fit(list(model.parameters()), loader, step, loop, ctx, modules=[net], sampler=sampler,
+                  validate=validate if val_ds is not None else None, log=say, name="scanpath")
+    val_losses = [h["val_loss"] for h in history if "val_loss" in h]
+    metrics = {"train_loss": history[-1].get("loss", float("nan")), "epochs": len(history), "n_images": len(train_cases),
+               "n_paths": train_ds.n_paths, "seconds": time.time() - t0, "world_size": ctx.world_size,
+               **({"val_loss": val_losses[-1]} if val_losses else {})}
     if ctx.is_main:
-        save_checkpoint(out_path, CHECKPOINT_KIND, cfg.to_dict(), unwrap_model(net).state_dict(),
-                        dataset=dataset_info or {}, training={"epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                                             "l1_weight": l1_weight, "seed": seed, "text": text,
-                                                             "n_images": len(train_cases), "n_paths": train_ds.n_paths,
-                                                             "final_loss": train_loss, "val_loss": val_loss,
-                                                             "seconds": result.seconds})
-        log(f"saved {out_path} ({result.seconds:.0f} s)")
+        info = dataset_info or {}
+        save_checkpoint(out_path, "scanpath", config={"model": cfg.to_dict(), "train": asdict(tcfg)},
+                        state={"model": unwrap_model(net).state_dict()},
+                        info={"synthetic": bool(info.get("synthetic", False)), "dataset": info.get("name"),
+                              "history": history}, metrics=metrics)
+        say(f"saved {out_path} ({metrics['seconds']:.0f} s)")
     cleanup(ctx)
-    return result
+    return {**metrics, "history": history}
+
+
+def train(source, out: Path, config: dict, log: Callable[[str], None] | None = print) -> TrainResult:
+    """The scanpath family's trainer (:mod:`models.families`): the cases of ``source`` that have an image and
+    human fixations; ``config`` holds the ``model`` and ``train`` sections."""
+    tcfg = config["train"]
+    train_cases = usable_cases(source.split("train"), "training", source.name)
+    val_cases = usable_cases(source.split("val"), "validation", source.name)
+    if tcfg.max_images:
+        train_cases = train_cases[: tcfg.max_images]
+        val_cases = val_cases[: max(1, tcfg.max_images // 5)]
+    if source.synthetic and log is not None and os.environ.get("RANK", "0") == "0":
+        log(f"training on SYNTHETIC data ({source.name})")
+    summary = train_scanpath(train_cases, out, config["model"], tcfg, val_cases=val_cases,
+                             dataset_info={"name": source.name, "synthetic": source.synthetic}, log=log)
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return TrainResult(Path(out), metrics, "val_loss", {"synthetic": source.synthetic, "dataset": source.name})
 
 
 @torch.no_grad()

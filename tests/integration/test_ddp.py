@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from models.runtime import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -21,25 +21,44 @@ def tiny_store(tmp_path_factory):
     return root
 
 
-def test_two_process_training_writes_one_checkpoint(tiny_store, tmp_path):
-    out = tmp_path / "ddp.pt"
+# Each family's smallest CLI training: (family, checkpoint under tmp, extra arguments).
+DDP_RUNS = {
+    "classifier": ("ddp.pt", ["--epochs", "1", "--size", "64", "--width", "4", "--batch-size", "2",
+                              "--max-images", "8", "--device", "cpu", "--no-progress"]),
+    "scanpath": ("ddp.pt", ["--epochs", "1", "--size", "64", "--batch-size", "2", "--max-images", "8",
+                            "--device", "cpu", "--threads", "1"]),
+    "report": ("report", ["--epochs", "1", "--device", "cpu", "--threads", "1"]),
+}
+
+
+@pytest.mark.parametrize("family_name", sorted(DDP_RUNS))
+def test_two_process_training_writes_one_checkpoint(family_name, tiny_store, tmp_path):
+    """Every family trains under torchrun: both ranks finish, rank 0 alone saves, the weights are stored
+    unwrapped (no ``module.`` prefix) and load with the family's own loader in a single process."""
+    from models.families import FAMILIES
+
+    family = FAMILIES[family_name]
+    target, extra = DDP_RUNS[family_name]
+    out = tmp_path / target
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "models.cli", "train", "classifier", "--data", str(tiny_store), "--out", str(out),
-           "--epochs", "1", "--size", "64", "--width", "4", "--batch-size", "2", "--max-images", "8",
-           "--device", "cpu", "--no-progress"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+           "-m", "models.cli", "train", family_name, "--data", str(tiny_store), "--out", str(out), *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]  # torchrun fails if any rank fails
     assert log.count("saved ") == 1, log[-3000:]  # rank 0 alone logs and saves
-    ckpt = load_checkpoint(out, "classifier")
-    assert ckpt["summary"]["world_size"] == 2
-    assert 2 <= ckpt["summary"]["train_cases"] <= 8  # --max-images caps the training split
-    (epoch,) = ckpt["summary"]["history"]
-    assert epoch["bce"] > 0 and epoch["epoch"] == 1  # losses all-reduced over both ranks
-    assert not any(k.startswith("module.") for k in ckpt["state_dict"])  # saved unwrapped, loadable alone
-    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
-    assert not out.with_suffix(".pt.tmp").exists()
+    ckpt = load_checkpoint(family.checkpoint(out), family.kind)
+    assert ckpt["metrics"]["world_size"] == 2
+    for name, weights in ckpt["state"].items():
+        weights = weights if isinstance(weights, dict) else {name: weights}
+        assert not any(k.startswith("module.") for k in weights), name  # saved unwrapped, loadable alone
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()), name
+    if family_name == "classifier":
+        assert 2 <= ckpt["metrics"]["train_cases"] <= 8  # --max-images caps the training split
+        (epoch,) = ckpt["info"]["history"]
+        assert epoch["bce"] > 0 and epoch["epoch"] == 1  # losses all-reduced over both ranks
+    assert family.load(out, device="cpu").info["synthetic"] is True  # phantom store: said synthetic
+    assert not list(tmp_path.rglob("*.tmp")), "a temporary file was left behind"
 
 
 def test_helpers_degrade_to_one_process(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from models.cli import main
 from models.imaging import read_image
-from models.pipeline import Pipeline, cached_pipeline
+from models.pipeline import Pipeline
 from models.report.evidence import report_sentences
 from models.schema import load_case
 from models.vocab import FINDINGS, REGION_NAMES
@@ -28,7 +28,7 @@ def _check_case(case, width, height):
     assert all(0 <= f.x <= width and 0 <= f.y <= height and f.duration > 0 for f in case.fixations)
     assert sorted(case.coverage["visited"] + case.coverage["missed"]) == sorted(REGION_NAMES)
     assert case.report is not None and case.report.text
-    writer = case.extra["report_writer"]  # tiny_models has a report model: "auto" drafts with Gaze2Report
+    writer = case.prediction.report_writer  # tiny_models has a report model: "auto" drafts with Gaze2Report
     assert writer["mode"] in ("gaze2report", "template")  # the real CR below asks for templates
     assert writer["lm_sentences"] + writer["template_sentences"] == len(report_sentences(case.report))
     for e in case.report.evidence:
@@ -44,9 +44,10 @@ def test_pipeline_on_phantom_image(pipeline, tiny_models):
     img = read_image(image_path)
     assert result.heatmap.shape == (img.height, img.width) and result.heatmap.max() <= 1.0
     _check_case(result.case, img.width, img.height)
-    samples = result.case.extra["scanpath_samples"]
+    samples = result.case.prediction.scanpath_samples
     assert len(samples) == 3 and samples[1] != samples[2], "sampled scanpaths must differ"
-    assert result.case.extra["models_trained_on_synthetic_data"] is True
+    assert result.case.prediction.synthetic is True
+    assert set(result.case.prediction.models) == {"classifier", "scanpath", "report"}
 
 
 def test_pipeline_on_real_cr_maps_back_to_original_pixels(pipeline, real_cr_path):
@@ -65,7 +66,7 @@ def test_predict_command_writes_case_and_overlay(tiny_models, tmp_path, capsys):
     assert code == 0 and "SYNTHETIC" in out and "visited:" in out and "FINDINGS:" in out
     case = load_case(tmp_path / "p.json")
     assert case.fixations and case.report is not None
-    assert case.extra["models_trained_on_synthetic_data"] is True
+    assert case.prediction.synthetic is True
     overlay = read_image(tmp_path / "p.png")
     assert overlay.array.std() > 0.05
 
@@ -85,11 +86,19 @@ def test_predict_command_errors_are_one_line(tiny_models, tmp_path, capsys):
     assert "no models found" in err and "make demo" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cached_pipeline_reloads_republished_models(tiny_models):
-    _, models = tiny_models
-    first = cached_pipeline(models)
-    assert cached_pipeline(models) is first
+def test_the_model_cache_reloads_republished_models(tiny_models, tmp_path):
+    """The server's one cache of models: a republished checkpoint is loaded on the next request."""
+    import shutil
+
+    from monailabel_app.lib.configs.models import ModelCache
+
+    models = shutil.copytree(tiny_models[1], tmp_path / "models", symlinks=True)
+    cache = ModelCache(models)
+    first = cache.predictor("classifier")
+    assert cache.predictor("classifier") is first
+    pipeline = cache.pipeline(("classifier", "scanpath", "report"), required=("classifier",))
+    assert pipeline.classifier is first and pipeline.scanpath is not None and pipeline.report is not None
     clf = models / "classifier.pt"
     st = clf.stat()
     os.utime(clf, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert cached_pipeline(models) is not first
+    assert cache.predictor("classifier") is not first

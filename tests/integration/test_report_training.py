@@ -10,24 +10,29 @@ pytestmark = pytest.mark.integration
 def trained(tmp_path_factory):
     from models.datasets.phantom.generate import generate_store
     from models.datasets.store import CaseStore
-    from models.report.train import TrainConfig, split_cases, train_report_generator
+    from models.report.config import ReportConfig
+    from models.report.corpus import split_cases
+    from models.report.train import train_report_generator
 
     root = tmp_path_factory.mktemp("report")
     store = generate_store(root / "phantom", 24, seed=3, size=128, progress=False)
     source = CaseStore(store).source()
     by_split = split_cases(source.cases, source.splits)
-    cfg = TrainConfig(lm_epochs=6, g2r_epochs=2, batch_size=8, g2r_batch_size=8, n_layer=2, n_embd=64,
-                      image_size=64, prefix_tokens=4, lm_lr=3e-3, min_frequency=1)
+    cfg = ReportConfig(lm_epochs=6, g2r_epochs=2, batch_size=8, g2r_batch_size=8, n_layer=2, n_embd=64,
+                       image_size=64, prefix_tokens=4, lm_lr=3e-3, min_frequency=1, device="cpu")
     ckpt = train_report_generator(by_split, root / "model", cfg, synthetic=True)
     return ckpt, cfg, by_split, source
 
 
 def test_lm_loss_goes_down(trained):
-    _, cfg, _, _ = trained
-    lm = cfg.history["lm"]
+    from models.checkpoint import load_checkpoint
+
+    ckpt, _, _, _ = trained
+    history = load_checkpoint(ckpt, "report")["info"]["history"]
+    lm = history["lm"]
     assert lm["val_loss"][-1] < lm["initial_val_loss"] - 0.5
     assert lm["train_loss"][-1] < lm["train_loss"][0]
-    g2r = cfg.history["gaze2report"]
+    g2r = history["gaze2report"]
     assert g2r["trainable_params"] > 0 and g2r["lm_frozen_params"] == lm["params"]
 
 
@@ -36,7 +41,7 @@ def test_checkpoint_generates_in_every_mode(trained):
     from models.report.evaluate import simulated_classifier
     from models.report.evidence import check_evidence
     from models.report.generate import ReportGenerator
-    from models.report.labeler import label_report
+    from models.labeling.labeler import label_report
     import numpy as np
 
     ckpt, _, by_split, _ = trained
@@ -47,8 +52,7 @@ def test_checkpoint_generates_in_every_mode(trained):
     result = simulated_classifier(case, np.random.default_rng(0))
     template = gen(image, result, case.fixations, mode="template")
     for mode in ("gaze2report", "prompt"):
-        report = gen(image, result, case.fixations, mode=mode, max_new_tokens=40)
-        stats = gen.last_stats
+        report, stats = gen.write(image, result, case.fixations, mode=mode, max_new_tokens=40)
         assert stats["lm_sentences"] + stats["fallback"] == stats["sentences"] > 0
         check_evidence(report, len(result.boxes), len(case.fixations))
         # Same plan units, whoever wrote them: the evidence says the same findings in the same order, and
@@ -61,7 +65,7 @@ def test_checkpoint_generates_in_every_mode(trained):
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
     from models.report.generate import ReportGenerator
-    from models.runtime import CheckpointError
+    from models.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="no such model file"):
         ReportGenerator.from_checkpoint(tmp_path)

@@ -86,6 +86,7 @@ def test_report_conditioned_model_trains_and_uses_the_report(tmp_path):
     """`--text` embeds reports with the frozen MiniLM; the prediction then depends on the report."""
     import torch
 
+    from models.checkpoint import load_checkpoint
     from models.datasets.phantom import generate_store
     from models.imaging import read_image
     from models.scanpath.predict import ScanpathPredictor
@@ -97,7 +98,7 @@ def test_report_conditioned_model_trains_and_uses_the_report(tmp_path):
     assert main(["train", "scanpath", "--data", str(store), "--out", str(model), "--epochs", "2", "--size", "64",
                  "--slots", "16", "--text", "--device", "cpu", "--threads", "1"]) == 0
     predictor = ScanpathPredictor.from_checkpoint(model)
-    assert predictor.uses_text and predictor.info["training"]["text"] is True
+    assert predictor.uses_text and load_checkpoint(model, "scanpath")["config"]["train"]["text"] is True
     image = read_image(next(store.glob("*.png")))
     a = predictor(image, report_text="Large right pleural effusion.")[0]
     b = predictor(image, report_text="Normal heart size. No acute findings.")[0]

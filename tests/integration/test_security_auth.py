@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from models.commands.serve import add_arguments, auth_settings
+from monailabel_app.commands.serve import add_arguments, auth_settings
 from monailabel_app.security import AuthConfig, FailureLimiter
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.runtime import CheckpointError, load_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

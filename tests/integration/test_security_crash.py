@@ -20,7 +20,7 @@ import pytest
 import requests
 from attack_helpers import label_json
 
-from models.runtime import load_checkpoint
+from models.checkpoint import load_checkpoint
 from models.schema import load_case
 
 pytestmark = pytest.mark.integration

@@ -66,7 +66,7 @@ def test_infer_answers_a_valid_case(gazelabel_server, task):
     case = Case.from_dict(result["case"])  # raises CaseError on any malformed field
     assert case.id == image_id and (case.image.width, case.image.height) == (512, 512)
     assert result["synthetic"] is True and case.image.synthetic
-    assert case.extra["models_trained_on_synthetic_data"] is True  # every task's answer says so in its case
+    assert case.prediction.synthetic is True  # every task's answer says so in its case
     assert set(result["models"]) and all(result["models"].values())
     if task in ("gaze_classifier", "report", "pipeline"):
         assert set(case.scores) == set(FINDINGS) and all(0 <= s <= 1 for s in case.scores.values())
@@ -78,18 +78,18 @@ def test_infer_answers_a_valid_case(gazelabel_server, task):
         assert case.report is not None and case.report.text
         assert case.report.evidence  # sentences link to findings, boxes, fixations (indices checked by from_dict)
     if task in ("scanpath", "pipeline"):
-        assert len(case.extra["scanpath_samples"]) == 2
+        assert len(case.prediction.scanpath_samples) == 2
 
 
 def test_report_uses_the_recorded_gaze_when_the_store_has_it(gazelabel_server):
     image_id = gazelabel_server.image_ids[11]
     recorded = record(gazelabel_server, image_id)["fixations"]
     result = gazelabel_server.post(f"/infer/report?image={image_id}&output=json").json()
-    assert result["case"]["extra"]["gaze_source"] == "recorded"
+    assert result["case"]["prediction"]["gaze_source"] == "recorded"
     assert [(f["x"], f["y"]) for f in result["case"]["fixations"]] == [(f["x"], f["y"]) for f in recorded]
     predicted = gazelabel_server.post(f"/infer/report?image={image_id}&output=json",
                                       data={"params": json.dumps({"gaze": "predicted"})}).json()
-    assert predicted["case"]["extra"]["gaze_source"] == "predicted"
+    assert predicted["case"]["prediction"]["gaze_source"] == "predicted"
 
 
 def test_heatmap_label_image_matches_the_original_pixels(gazelabel_server, tmp_path):

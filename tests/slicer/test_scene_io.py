@@ -277,7 +277,7 @@ def test_the_volume_name_says_what_is_synthetic():
     from GazeLabelLib.scene_io import synthetic_suffix
 
     assert synthetic_suffix({"id": "x", "image": {"synthetic": True}}) == " (SYNTHETIC)"
-    assert synthetic_suffix({"id": "x", "extra": {"models_trained_on_synthetic_data": True}}) == " (SYNTHETIC-trained models)"
-    assert synthetic_suffix({"id": "x", "image": {"synthetic": True}, "extra": {"models_trained_on_synthetic_data": True}}) \
+    assert synthetic_suffix({"id": "x", "prediction": {"synthetic": True}}) == " (SYNTHETIC-trained models)"
+    assert synthetic_suffix({"id": "x", "image": {"synthetic": True}, "prediction": {"synthetic": True}}) \
         == " (SYNTHETIC, SYNTHETIC-trained models)"
     assert synthetic_suffix({"id": "x", "image": {}}) == ""

@@ -151,7 +151,7 @@ def test_combine_attention_modes():
     assert torch.allclose(one[0], blob(9, 9))
     none = combine_attention(att, torch.zeros(1, 3), torch.ones(1, 3), "positive")
     assert torch.allclose(none[0], att[0].mean(0))
-    with pytest.raises(ValueError, match="gaze target"):
+    with pytest.raises(ValueError, match="gaze_target"):
         combine_attention(att, labels, torch.ones(1, 3), "some")
 
 
@@ -206,12 +206,11 @@ def test_loss_config_validation_and_curriculum(model, batch):
         ClassifierLoss(LossConfig(gaze_weight=-1))
     with pytest.raises(ValueError, match="uncertain"):
         ClassifierLoss(LossConfig(uncertain="sometimes"))
-    with pytest.raises(ValueError, match="gaze target"):
+    with pytest.raises(ValueError, match="gaze_target"):
         ClassifierLoss(LossConfig(gaze_target="corner"))
     out = model(batch["image"])
     with pytest.raises(ValueError, match="contrastive"):
         ClassifierLoss(LossConfig(contrastive_weight=1))(out, batch, 0.0)
     _, warm = ClassifierLoss(cfg)(out, batch, 0.0)
     assert "gaze" not in warm  # weight 0 at epoch 0: the term is skipped
-    cfg_dict = LossConfig.from_dict({**cfg.to_dict(), "unknown": 1})
-    assert cfg_dict == cfg
+    assert LossConfig(**cfg.to_dict()) == cfg

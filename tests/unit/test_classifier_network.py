@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from models.checkpoint import CheckpointError, config_of
 from models.classifier.network import ClassifierConfig, GazeAttentionNet, attention_to_model_space
 
 
@@ -56,6 +57,9 @@ def test_no_contrastive_head():
         net.embed_text(torch.rand(1, 384))
 
 
-def test_config_round_trip_ignores_unknown_keys():
+def test_config_round_trip_and_unknown_fields_named():
+    """A checkpoint from a newer version must not load with its new option silently dropped."""
     cfg = ClassifierConfig(size=96, width=8, dropout=0.1)
-    assert ClassifierConfig.from_dict({**cfg.to_dict(), "future_option": 3}) == cfg
+    assert config_of(ClassifierConfig, cfg.to_dict(), "m.pt", "model") == cfg
+    with pytest.raises(CheckpointError, match=r"m.pt: config.model .*future_option"):
+        config_of(ClassifierConfig, {**cfg.to_dict(), "future_option": 3}, "m.pt", "model")

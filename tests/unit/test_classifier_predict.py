@@ -8,7 +8,7 @@ from models.classifier.boxes import attention_boxes, largest_component_box
 from models.classifier.network import ClassifierConfig, GazeAttentionNet
 from models.classifier.predict import ClassifierPredictor, ClassifierResult, binary_entropy
 from models.imaging import Letterbox, LoadedImage
-from models.runtime import CheckpointError, save_checkpoint
+from models.checkpoint import CheckpointError, save_checkpoint
 from models.schema import Case, ImageRef
 from models.vocab import FINDING_INDEX, FINDINGS, REGION_NAMES
 
@@ -21,7 +21,9 @@ def checkpoint(tmp_path_factory):
     net = GazeAttentionNet(ClassifierConfig(size=SIZE, width=4))
     path = tmp_path_factory.mktemp("ckpt") / "classifier.pt"
     thresholds = [0.0] * len(FINDINGS)  # everything positive, so every spatial finding gets a box
-    save_checkpoint(path, "classifier", {"model": net.config.to_dict()}, net.state_dict(), thresholds=thresholds, synthetic=True)
+    save_checkpoint(path, "classifier", config={"model": net.config.to_dict()},
+                    state={"model": net.state_dict(), "thresholds": torch.tensor(thresholds, dtype=torch.float64)},
+                    info={"synthetic": True})
     return path
 
 
@@ -84,10 +86,11 @@ def test_bad_inputs(predictor, image, tmp_path):
         predictor.predict_tensor(torch.rand(1, 1, 32, 32))
     with pytest.raises(CheckpointError, match="no such model"):
         ClassifierPredictor.from_checkpoint(tmp_path / "missing.pt")
-    wrong = save_checkpoint(tmp_path / "scan.pt", "scanpath", {}, {})
+    wrong = save_checkpoint(tmp_path / "scan.pt", "scanpath", config={}, state={})
     with pytest.raises(CheckpointError, match="expected 'classifier'"):
         ClassifierPredictor.from_checkpoint(wrong)
-    broken = save_checkpoint(tmp_path / "broken.pt", "classifier", {"model": {"size": SIZE, "width": 8}}, {})
+    broken = save_checkpoint(tmp_path / "broken.pt", "classifier", config={"model": {"size": SIZE, "width": 8}},
+                             state={"model": {}})
     with pytest.raises(CheckpointError, match="do not match"):
         ClassifierPredictor.from_checkpoint(broken)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models.report.labeler import label_report, label_sentences, read_gold, score_against_gold
+from models.labeling.labeler import label_report, label_sentences, read_gold, score_against_gold
 
 GOLD = Path(__file__).resolve().parents[1] / "fixtures" / "iu_gold_sentences.jsonl"
 

@@ -7,7 +7,7 @@ import pytest
 
 from models.imaging import LoadedImage, write_dicom, write_png
 from models.render import FINDING_COLOURS, FIXATION_COLOUR, render_overlay, window
-from models.schema import Box, Case, CaseError, Fixation, ImageRef, save_case
+from models.schema import Box, Case, CaseError, Fixation, ImageRef, Prediction, save_case
 from models.vocab import FINDING_INDEX
 
 H, W = 200, 300
@@ -123,7 +123,7 @@ def _crowded_case() -> Case:
     fixations = [Fixation(float(x), float(y), 0.1 * i, 0.2) for i, (x, y) in
                  enumerate(zip(rng.normal(150, 8, 40).clip(1, W - 1), rng.normal(120, 8, 40).clip(1, H - 1)))]
     return Case(id="crowded", image=ImageRef("", W, H), boxes=boxes, fixations=fixations,
-                extra={"models_trained_on_synthetic_data": True})
+                prediction=Prediction(synthetic=True))
 
 
 @pytest.mark.parametrize("max_side", [150, 300])
@@ -143,7 +143,7 @@ def test_synthetic_models_are_said_in_the_pixels():
     """The caption names what is synthetic: the image, and the models behind a prediction."""
     case = _case(synthetic=False)
     plain = np.asarray(render_overlay(_image(), case)).astype(int)
-    case.extra["models_trained_on_synthetic_data"] = True
+    case.prediction = Prediction(synthetic=True)
     marked = np.asarray(render_overlay(_image(), case)).astype(int)
     corner = (slice(H - 30, H), slice(0, W // 2))
     red = (marked[corner][..., 0] > 200) & (marked[corner][..., 1] < 120)

@@ -10,7 +10,7 @@ from models.imaging import LoadedImage
 from models.report.evidence import check_evidence, report_sentences
 from models.report.generate import ReportGenerator
 from models.report.graph import EDGE_TYPES, build_adjacency
-from models.report.labeler import label_report
+from models.labeling.labeler import label_report
 from models.report.prompt import build_plan, keyword_for
 from models.report.templates import render_sentences
 from models.schema import Box, Case, Fixation, ImageRef
@@ -128,12 +128,12 @@ def test_prefix_shapes_and_gaze_ablation():
 
 def test_lora_trains_only_adapters_and_prefix():
     from models.report.lm import small_gpt2
-    from models.report.train import TrainConfig, attach_lora
+    from models.report.lora import attach_lora
 
     torch.manual_seed(0)
     lm = small_gpt2(50, n_layer=2, n_embd=32, n_head=2)
     base = {n: p.detach().clone() for n, p in lm.named_parameters()}
-    peft_lm, targets = attach_lora(lm, TrainConfig(lora_r=4))
+    peft_lm, targets = attach_lora(lm, 4, 16, 0.05)
     assert set(targets) == {"c_attn", "c_proj", "c_fc"}
     trainable = [n for n, p in peft_lm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -156,8 +156,8 @@ def test_local_llama_folder_loads_and_gets_lora(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from models.report.lm import SEP, load_lm, train_tokenizer
-    from models.report.train import TrainConfig, attach_lora
-    from models.runtime import CheckpointError
+    from models.report.lora import attach_lora
+    from models.checkpoint import CheckpointError
 
     tok = train_tokenizer(["likely cardiomegaly @ heart", "the heart is enlarged ."], min_frequency=1)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -166,7 +166,7 @@ def test_local_llama_folder_loads_and_gets_lora(tmp_path):
     tok.save_pretrained(tmp_path / "llama")
     lm, tokenizer = load_lm(tmp_path / "llama")
     assert SEP in tokenizer.get_vocab()
-    peft_lm, targets = attach_lora(lm, TrainConfig(lora_r=2))
+    peft_lm, targets = attach_lora(lm, 2, 16, 0.05)
     assert targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert all("lora_" in n for n, p in peft_lm.named_parameters() if p.requires_grad)
     with pytest.raises(CheckpointError, match="no config.json"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.imaging import LoadedImage
-from models.report.labeler import default_labeler
+from models.labeling.labeler import default_labeler
 from models.report.prompt import Statement, build_plan, control_text
 from models.report.sentences import check_sentence, read_references, training_pairs
 from models.report.templates import render_sentences
@@ -72,13 +72,13 @@ def stub_generator():
     """A generator on an untrained tiny LM whose decoder always 'writes' one fixed sentence."""
     from models.report.generate import ReportGenerator
     from models.report.lm import small_gpt2, train_tokenizer
-    from models.report.train import TrainConfig, attach_lora
+    from models.report.lora import attach_lora
 
     tok = train_tokenizer(["findings : likely cardiomegaly [SEP] the heart is enlarged ."] * 2, min_frequency=1)
     torch.manual_seed(0)
     lm = small_gpt2(len(tok), n_layer=1, n_embd=16, n_head=2, pad_token_id=tok.pad_token_id,
                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    peft_lm, _ = attach_lora(lm, TrainConfig(lora_r=2))
+    peft_lm, _ = attach_lora(lm, 2, 16, 0.05)
     gen = ReportGenerator(peft_lm.eval(), tok, samples=2)
     sentence = tok("the heart is enlarged .", add_special_tokens=False)["input_ids"]
     calls = []
@@ -104,9 +104,8 @@ def test_lm_sentences_are_kept_only_when_they_read_back(stub_generator):
     gen, calls = stub_generator
     image = LoadedImage(np.zeros((300, 300), dtype=np.float32))
     result = Result({"Cardiomegaly": 0.9, "Pleural Effusion": 0.1})
-    report = gen(image, result, [], mode="prompt")
+    report, stats = gen.write(image, result, [], mode="prompt")
     units = render_sentences(gen.plan(result, [], 300, 300))
-    stats = gen.last_stats
     # Cardiomegaly: the stand-in sentence says it -> kept (findings only: the impression unit reads
     # "likely cardiomegaly" too). Every other unit refuses it 3 times (greedy + 2 samples) -> template.
     assert report.findings.startswith("The heart is enlarged.")

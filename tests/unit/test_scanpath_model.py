@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from models.imaging import Letterbox, LoadedImage
-from models.runtime import CheckpointError, save_checkpoint
+from models.checkpoint import CheckpointError, save_checkpoint
 from models.schema import Case, Fixation
 from models.scanpath.losses import gaussian_nll, mixture_nll_xy, scanpath_loss
 from models.scanpath.network import ScanpathConfig, ScanpathNet, fourier_xy
 from models.scanpath.predict import ScanpathPredictor, to_fixations
-from models.scanpath.train import encode_path, reader_paths
+from models.scanpath.paths import reader_paths
+from models.scanpath.train import encode_path
 
 TINY = dict(size=32, slots=12, d_model=32, heads=2, ff=64, decoder_layers=1, channels=(8, 16), dropout=0.0)
 
@@ -191,7 +192,8 @@ def test_to_fixations_maps_back_to_original_pixels_with_cumulative_time():
 # ------------------------------------------------------------------------------------------------ predictor
 def test_predictor_round_trip_and_outputs_in_original_pixels(tmp_path):
     model = tiny()
-    path = save_checkpoint(tmp_path / "sp.pt", "scanpath", model.cfg.to_dict(), model.state_dict(), dataset={"synthetic": True})
+    path = save_checkpoint(tmp_path / "sp.pt", "scanpath", config={"model": model.cfg.to_dict()},
+                           state={"model": model.state_dict()}, info={"synthetic": True})
     pred = ScanpathPredictor.from_checkpoint(path)
     image = LoadedImage(np.random.default_rng(0).random((90, 160), dtype=np.float32))
     mean = pred(image)
@@ -218,11 +220,12 @@ def test_predictor_rejects_bad_checkpoints(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable model file"):
         ScanpathPredictor.from_checkpoint(tmp_path / "junk.pt")
-    wrong = save_checkpoint(tmp_path / "cls.pt", "classifier", {}, {})
+    wrong = save_checkpoint(tmp_path / "cls.pt", "classifier", config={}, state={})
     with pytest.raises(CheckpointError, match="expected 'scanpath'"):
         ScanpathPredictor.from_checkpoint(wrong)
     model = tiny()
-    bad = save_checkpoint(tmp_path / "bad.pt", "scanpath", {**model.cfg.to_dict(), "d_model": 48}, model.state_dict())
+    bad = save_checkpoint(tmp_path / "bad.pt", "scanpath", config={"model": {**model.cfg.to_dict(), "d_model": 48}},
+                          state={"model": model.state_dict()})
     with pytest.raises(CheckpointError, match="does not match"):
         ScanpathPredictor.from_checkpoint(bad)
 

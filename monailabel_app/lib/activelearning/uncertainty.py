@@ -15,8 +15,8 @@ from monailabel.interfaces.tasks.strategy import Strategy
 
 from models.imaging import read_image
 
-from ..configs.models import ModelCache, stamp, stamp_text
-from ..infers.classifier import load_classifier
+from ...parsing import parse_int
+from ..configs.models import ModelCache, stamp_text
 
 INFO_KEY = "gazelabel_uncertainty"
 
@@ -31,10 +31,10 @@ def stored_uncertainty(datastore, image_id: str, model: str, mc_samples: int) ->
 
 def score_image(models: ModelCache, datastore, image_id: str, mc_samples: int) -> float:
     """Compute an image's uncertainty and store it in the datastore's image info."""
-    predictor = models.get("classifier", ("classifier",), load_classifier)
+    predictor = models.predictor("classifier")
     value = float(predictor(read_image(datastore.get_image_uri(image_id)), mc_samples=mc_samples).uncertainty)
     datastore.update_image_info(image_id, {INFO_KEY: {
-        "value": value, "mc_samples": mc_samples, "model": stamp_text(stamp(models.models_dir, "classifier")),
+        "value": value, "mc_samples": mc_samples, "model": stamp_text(models.served(("classifier",))[0]),
         "ts": int(time.time()),
     }})
     return value
@@ -49,17 +49,18 @@ class UncertaintyStrategy(Strategy):
         self.models = models
 
     def __call__(self, request, datastore):
-        mc_samples = int(request.get("mc_samples", 8))
-        max_compute = int(request.get("max_compute", 32))
+        mc_samples = parse_int(request.get("mc_samples", 8), "mc_samples", 0, 50)
+        max_compute = parse_int(request.get("max_compute", 32), "max_compute", 1, 10_000)
+        seed = parse_int(request.get("seed", 0), "seed", 0, 2**31 - 1)
         images = sorted(datastore.get_unlabeled_images())
         if not images:
             return None
-        self.models.get("classifier", ("classifier",), load_classifier)  # CheckpointError (503) before any model
-        model = stamp_text(stamp(self.models.models_dir, "classifier"))
+        self.models.predictor("classifier")  # CheckpointError (503) before any model runs
+        model = stamp_text(self.models.served(("classifier",))[0])
         scores = {i: stored_uncertainty(datastore, i, model, mc_samples) for i in images}
         todo = [i for i, s in scores.items() if s is None]
         if len(todo) > max_compute:
-            todo = sorted(random.Random(request.get("seed", 0)).sample(todo, max_compute))
+            todo = sorted(random.Random(seed).sample(todo, max_compute))
         for image_id in todo:
             scores[image_id] = score_image(self.models, datastore, image_id, mc_samples)
         scored = {i: s for i, s in scores.items() if s is not None}

@@ -1,43 +1,22 @@
-"""Where the app's models live and a cache that reloads them when training publishes a new file.
+"""The app's models: one cached predictor per model family, reloaded when training publishes a new file.
 
-A models folder holds ``classifier.pt``, ``scanpath.pt`` and ``report/`` (``report.pt`` + ``lm/``), the
-layout ``models.pipeline.Pipeline.from_dir`` reads. Training publishes by an atomic rename, so a changed
+Where each family's artifact lives and how it loads come from :mod:`models.families` (the layout
+``models.pipeline.Pipeline.from_dir`` reads too). Training publishes by an atomic rename, so a changed
 ``(inode, mtime, size)`` of the checkpoint file means "new model": the next request loads it, no restart.
+The infer tasks get a :class:`~models.pipeline.Pipeline` chained from these cached predictors.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-MODEL_FILES = {"classifier": "classifier.pt", "scanpath": "scanpath.pt", "report": "report"}
-# Model family -> the app's infer/train task name.
-TASK_NAMES = {"classifier": "gaze_classifier", "scanpath": "scanpath", "report": "report"}
-REPORT_CHECKPOINT = "report.pt"
+from models.checkpoint import CheckpointError
+from models.families import FAMILIES
+
 logger = logging.getLogger(__name__)
-
-
-def model_path(models_dir: str | Path, family: str) -> Path:
-    """The published file (classifier, scanpath) or folder (report) of a model family."""
-    return Path(models_dir) / MODEL_FILES[family]
-
-
-def checkpoint_file(models_dir: str | Path, family: str) -> Path:
-    """The file whose change means a new model (the report folder's ``report.pt``)."""
-    path = model_path(models_dir, family)
-    return path / REPORT_CHECKPOINT if family == "report" else path
-
-
-def stamp(models_dir: str | Path, family: str) -> tuple[int, int, int] | None:
-    """``(inode, mtime_ns, size)`` of the family's checkpoint file, or None when there is none."""
-    try:
-        st = os.stat(checkpoint_file(models_dir, family))
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def stamp_text(value: tuple[int, int, int] | None) -> str | None:
@@ -45,64 +24,71 @@ def stamp_text(value: tuple[int, int, int] | None) -> str | None:
 
 
 class ModelCache:
-    """Loaded models keyed by name, each rebuilt when the stamps of the families it depends on change.
+    """Loaded predictors by family, each rebuilt when its checkpoint's stamp changes.
 
     Thread-safe: concurrent requests share one load; a request that started on the old model finishes on it.
     A published file that fails to load (corrupt, or not a GazeLabel checkpoint) leaves the previous model
     serving, with a logged warning, until a loadable file is published; it is not retried on every request.
     """
 
-    def __init__(self, models_dir: str | Path):
+    def __init__(self, models_dir: str | Path, device: str = "cpu"):
         self.models_dir = Path(models_dir)
-        self._entries: dict[str, tuple[tuple, Any]] = {}
-        self._failed: dict[str, tuple] = {}  # name -> stamps whose load failed
-        self._served: dict[str, tuple[int, int, int] | None] = {}  # family -> stamp of the model in use
+        self.device = device
+        self._entries: dict[str, tuple[Any, Any]] = {}  # family -> (stamp, predictor)
+        self._failed: dict[str, Any] = {}  # family -> stamp whose load failed
         self._lock = threading.Lock()
 
-    def stamps(self, families: tuple[str, ...]) -> tuple:
-        return tuple(stamp(self.models_dir, f) for f in families)
+    def preload(self) -> None:
+        """Import every family's predictor code and libraries in this thread (see
+        :attr:`models.families.ModelFamily.runtime_imports`); the server calls it once at start-up."""
+        for spec in FAMILIES.values():
+            spec.import_predictor()
 
-    def served(self, families: tuple[str, ...]) -> tuple:
+    def stamp(self, family: str):
+        return FAMILIES[family].stamp(self.models_dir)
+
+    def available(self, families) -> bool:
+        return all(self.stamp(f) is not None for f in families)
+
+    def served(self, families) -> tuple:
         """The stamps of the models answering now (the previous file's while a new one fails to load)."""
         with self._lock:
-            return tuple(self._served.get(f, stamp(self.models_dir, f)) for f in families)
+            return tuple(self._entries[f][0] if f in self._entries else self.stamp(f) for f in families)
 
-    def available(self, families: tuple[str, ...]) -> bool:
-        return all(s is not None for s in self.stamps(families))
-
-    def get(self, name: str, families: tuple[str, ...], load: Callable[[Path], Any],
-            required: tuple[str, ...] | None = None) -> Any:
-        """The cached object ``name``, (re)built with ``load(models_dir)`` when a family's file changed
-        (appeared, was republished or removed); ``required`` (default: all ``families``) must exist.
+    def predictor(self, family: str):
+        """The cached predictor of ``family``, (re)loaded when its checkpoint changed.
 
         Raises:
-            CheckpointError: a required model file is missing or unreadable (the message names it).
+            CheckpointError: there is no model file, or it does not load and no earlier model is cached.
         """
-        from models.runtime import CheckpointError
-
-        required = families if required is None else required
+        spec = FAMILIES[family]
         with self._lock:
-            current = self.stamps(families)
-            missing = [f for f, s in zip(families, current) if s is None and f in required]
-            if missing:
-                family = missing[0]
-                raise CheckpointError(
-                    f"{checkpoint_file(self.models_dir, family)}: no {family} model yet; train one with "
-                    f"POST /train/{TASK_NAMES[family]} or `gazelabel train {family}`"
-                )
-            entry = self._entries.get(name)
-            if entry is not None and (entry[0] == current or self._failed.get(name) == current):
+            current = spec.stamp(self.models_dir)
+            entry = self._entries.get(family)
+            if current is None:
+                if entry is not None:  # removed while serving: keep answering with what is loaded
+                    return entry[1]
+                raise CheckpointError(f"{spec.checkpoint(self.models_dir)}: no {family} model yet; train one with "
+                                      f"POST /train/{spec.task} or `gazelabel train {family}`")
+            if entry is not None and (entry[0] == current or self._failed.get(family) == current):
                 return entry[1]
             try:
-                loaded = load(self.models_dir)
+                loaded = spec.load(spec.path(self.models_dir), device=self.device)
             except CheckpointError as e:
                 if entry is None:
                     raise
-                if self._failed.get(name) != current:
-                    logger.warning(f"{name}: the new model file does not load ({e}); the previous model keeps serving")
-                self._failed[name] = current
+                if self._failed.get(family) != current:
+                    logger.warning(f"{family}: the new model file does not load ({e}); the previous model keeps serving")
+                self._failed[family] = current
                 return entry[1]
-            self._failed.pop(name, None)
-            self._entries[name] = (current, loaded)
-            self._served.update(zip(families, current))
+            self._failed.pop(family, None)
+            self._entries[family] = (current, loaded)
             return loaded
+
+    def pipeline(self, families, required=()):
+        """A Pipeline of the cached predictors of ``families``; those in ``required`` must exist (else
+        CheckpointError), the others are left out when they have no model file."""
+        from models.pipeline import Pipeline
+
+        chosen = {f: self.predictor(f) for f in families if f in required or self.stamp(f) is not None}
+        return Pipeline.from_predictors(**chosen)

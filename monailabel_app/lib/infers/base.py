@@ -1,8 +1,18 @@
-"""What every GazeLabel infer task shares: read the image, run a model, answer a Case (+ optional heatmap).
+"""The GazeLabel infer tasks: each one a parameter parser over :meth:`models.pipeline.Pipeline.run`.
+
+A task is a preset of :data:`models.pipeline.TASKS` (which families run, the option defaults); every task
+takes the same params (form field ``params``, JSON), so the server and ``gazelabel predict --task NAME``
+give the same answer for the same request:
+
+``n_samples`` (1-16 scanpaths), ``seed``, ``temperature`` (0-4, default 0.3), ``mc_samples`` (0-50,
+classifier MC dropout), ``report_mode`` (auto | gaze2report | prompt | template | none), ``gaze`` (auto |
+recorded | predicted | none: recorded = the radiologist's fixations the datastore has for the image) and
+``finding`` (the heatmap of one finding; default the score-weighted mean).
 
 The JSON result of every task::
 
-    {"case": <models.schema Case dict: findings, scores, boxes, fixations, report with evidence ...>,
+    {"case": <models.schema Case dict: findings, scores, boxes, fixations, report with evidence,
+              prediction (models, synthetic, uncertainty, scanpath samples, report writer ...)>,
      "synthetic": true if the image or a model's training data is synthetic,
      "models": {"classifier": "<checkpoint stamp>", ...},   # changes when training publishes a model
      "heatmap": {"height", "width", "max", "layout"},         # only when the label image was asked for
@@ -17,18 +27,19 @@ from __future__ import annotations
 
 import tempfile
 import time
-from abc import abstractmethod
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from models.imaging import LoadedImage, read_image
+from models.imaging import read_image
+from models.pipeline import GAZE_CHOICES, REPORT_MODES, RunError, RunOptions, Task
 from models.schema import Case
-from models.vocab import FINDINGS
+from models.vocab import FINDINGS, canonical_finding
 
-from ...parsing import parse_choice, parse_float, parse_int
+from ...parsing import RequestError, parse_choice, parse_float, parse_int
 from ..configs.models import ModelCache, stamp_text
 from ..datastores.uploads import check_radiograph
 
@@ -56,57 +67,78 @@ def write_heatmap(heatmap: np.ndarray, spacing_mm: tuple[float, float] | None) -
     return path
 
 
+def run_options(request: dict, defaults: RunOptions) -> RunOptions:
+    """The pipeline options of a request's params, each checked (RequestError names the param)."""
+    finding = request.get("finding") or None
+    if finding is not None:
+        try:
+            finding = canonical_finding(finding if isinstance(finding, str) else "")
+        except KeyError as e:
+            raise RequestError(f"params.finding: {e.args[0]}") from None
+    return RunOptions(
+        n_samples=int_param(request, "n_samples", defaults.n_samples, 1, 16),
+        seed=int_param(request, "seed", defaults.seed, 0, 2**31 - 1),
+        temperature=float_param(request, "temperature", defaults.temperature, 0.0, 4.0),
+        mc_samples=int_param(request, "mc_samples", defaults.mc_samples, 0, 50),
+        report_mode=choice_param(request, "report_mode", defaults.report_mode, REPORT_MODES),
+        gaze=choice_param(request, "gaze", defaults.gaze, GAZE_CHOICES),
+        finding=finding,
+    )
+
+
 class GazeInferTask(InferTask):
-    """Base of the GazeLabel tasks: subclasses set ``families`` and implement :meth:`predict`.
+    """One preset of :data:`models.pipeline.TASKS` served as a MONAI Label infer task.
 
     Args:
+        task: the preset (families and option defaults).
         models: the app's :class:`ModelCache` (models reload when training publishes new files).
         record: ``image_id -> Case | None``, the stored record or label of a datastore image (recorded
             gaze, synthetic flag); None for uploaded files.
     """
 
-    families: tuple[str, ...] = ()  # model files the task reloads on
-    required: tuple[str, ...] | None = None  # of those, the ones it cannot run without (default: all)
-
-    def __init__(self, models: ModelCache, record: Callable[[str], Case | None], *, type: str, description: str,
-                 config: dict | None = None):
-        super().__init__(type=type, labels=list(FINDINGS), dimension=2, description=description, config=config)
+    def __init__(self, task: Task, models: ModelCache, record: Callable[[str], Case | None]):
+        kind = InferType.CLASSIFICATION if task.families == ("classifier",) else InferType.OTHERS
+        super().__init__(type=kind, labels=list(FINDINGS), dimension=2, description=task.description,
+                         config={k: v for k, v in asdict(task.defaults).items() if v is not None})
+        self.task = task
         self.models = models
         self.record = record
+        # The task cannot run without its first family (the report and pipeline tasks need the classifier).
+        self.required = task.families[:1]
 
     def is_valid(self) -> bool:
-        return self.models.available(self.families if self.required is None else self.required)
-
-    @abstractmethod
-    def predict(self, image: LoadedImage, image_id: str, request: dict) -> tuple[Case, np.ndarray, bool]:
-        """``(case, heatmap (H, W) float32, models_synthetic)`` for one image."""
+        return self.models.available(self.required)
 
     def __call__(self, request: dict):
         start = time.perf_counter()
         path = str(request["image"])
         image_id = image_id_of(path)
+        options = run_options(request, self.task.defaults)
         image = check_radiograph(read_image(path))
-        case, heatmap, models_synthetic = self.predict(image, image_id, request)
         record = self.record(image_id)
-        case.id = image_id
+        pipeline = self.models.pipeline(self.task.families, required=self.required)
+        recorded = list(record.fixations) if record is not None and record.fixations else None
+        try:
+            result = pipeline.run(image, case_id=image_id, families=self.task.families, options=options,
+                                  recorded_gaze=recorded)
+        except RunError as e:  # options the models cannot honour (gaze=recorded without gaze ...)
+            raise RequestError(f"params.{e}") from None
+        case = result.case
         case.image.path = Path(path).name
-        case.image.height, case.image.width = image.height, image.width
-        case.image.spacing_mm = image.spacing_mm
         case.image.synthetic = bool(case.image.synthetic or (record is not None and record.image.synthetic))
-        if models_synthetic:
-            case.extra["models_trained_on_synthetic_data"] = True
-        result = {
+        served = self.models.served(self.task.families)
+        output = {
             "case": case.to_dict(),
-            "synthetic": bool(case.image.synthetic or models_synthetic),
-            "models": {f: stamp_text(s) for f, s in zip(self.families, self.models.served(self.families))},
+            "synthetic": bool(case.image.synthetic or (case.prediction and case.prediction.synthetic)),
+            "models": {f: stamp_text(s) for f, s in zip(self.task.families, served) if s is not None},
         }
         label_file = None
         if request.get("heatmap"):
-            label_file = write_heatmap(heatmap, image.spacing_mm)
-            result["heatmap"] = {"height": image.height, "width": image.width, "max": float(np.max(heatmap, initial=0.0)),
-                                 "layout": HEATMAP_LAYOUT}
-        result["seconds"] = time.perf_counter() - start
-        return label_file, result
+            label_file = write_heatmap(result.heatmap, image.spacing_mm)
+            output["heatmap"] = {"height": image.height, "width": image.width,
+                                 "max": float(np.max(result.heatmap, initial=0.0)), "layout": HEATMAP_LAYOUT}
+        output["seconds"] = time.perf_counter() - start
+        return label_file, output
 
 
 def int_param(request: dict, key: str, default: int, low: int, high: int) -> int:
@@ -124,5 +156,5 @@ def choice_param(request: dict, key: str, default: str, choices: tuple[str, ...]
     return parse_choice(request.get(key, default), f"params.{key}", choices)
 
 
-__all__ = ["GazeInferTask", "InferType", "choice_param", "float_param", "image_id_of", "int_param", "write_heatmap",
-           "HEATMAP_LAYOUT"]
+__all__ = ["GazeInferTask", "HEATMAP_LAYOUT", "choice_param", "float_param", "image_id_of", "int_param", "run_options",
+           "write_heatmap"]

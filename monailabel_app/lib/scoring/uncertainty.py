@@ -7,7 +7,8 @@ from __future__ import annotations
 from monailabel.interfaces.tasks.scoring import ScoringMethod
 
 from ..activelearning.uncertainty import score_image, stored_uncertainty
-from ..configs.models import ModelCache, stamp, stamp_text
+from ...parsing import parse_int
+from ..configs.models import ModelCache, stamp_text
 
 
 class UncertaintyScoring(ScoringMethod):
@@ -16,10 +17,11 @@ class UncertaintyScoring(ScoringMethod):
         self.models = models
 
     def __call__(self, request, datastore):
-        mc_samples = int(request.get("mc_samples", 8))
-        model = stamp_text(stamp(self.models.models_dir, "classifier"))
-        if model is None:
+        mc_samples = parse_int(request.get("mc_samples", 8), "mc_samples", 0, 50)
+        if self.models.stamp("classifier") is None:
             return {"scored": 0, "skipped": 0, "detail": "no classifier model yet"}
+        self.models.predictor("classifier")
+        model = stamp_text(self.models.served(("classifier",))[0])
         scored = skipped = 0
         for image_id in datastore.list_images():
             if stored_uncertainty(datastore, image_id, model, mc_samples) is not None:

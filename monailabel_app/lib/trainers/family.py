@@ -1,26 +1,23 @@
 """Train tasks: retrain one model family on the annotators' labels and publish it for the infer tasks.
 
-``POST /train/<family>`` (classifier | scanpath | report) runs, in MONAI Label's train subprocess:
+``POST /train/<task>`` (gaze_classifier | scanpath | report) runs, in MONAI Label's train subprocess:
 
 1. export the datastore's final labels (Case JSON; recorded gaze from the dataset record when the label has
    none; with ``include_records`` also the records of unlabelled images) as a temporary case store with
    symlinked images and a train/val split;
-2. ``gazelabel train <family> --data <that store> --out <tmp>`` through the family's own CLI functions
-   (``models/<family>/cli.py``), with request keys that name its options (``epochs``, ``size`` ...);
+2. ``family.train`` (:mod:`models.families`) with the request's options, each a field of the family's config
+   (``epochs``, ``size`` ...; an unknown one is refused with the accepted names);
 3. publish the result atomically into the models folder: the infer tasks pick it up on their next request;
 4. write ``train_stats_<family>.json`` (numbers only, NaN/inf mapped to 0 so ``/info/`` stays valid JSON).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
-import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,22 +27,21 @@ from typing import Any
 from monailabel.interfaces.tasks.train import TrainTask
 
 from models.datasets.base import hash_split
+from models.datasets.store import CaseStore
+from models.families import ModelFamily
 from models.files import atomic_json
 from models.schema import Case, save_case
 
-from ..configs.models import MODEL_FILES, checkpoint_file, model_path, stamp, stamp_text
+from ..configs.models import stamp_text
 from ..datastores.records import Records
 from .publish import publish
 
 logger = logging.getLogger(__name__)
-CHECKPOINT_KINDS = {"classifier": "classifier", "scanpath": "scanpath", "report": "report"}
-# The number /info/ shows as best_metric, per family (its key in checkpoint_metrics).
-KEY_METRICS = {"classifier": "val_macro_auc", "scanpath": "val_loss", "report": "gaze2report_val_loss"}
 # Quick CPU defaults for retraining from the server; a request may override any of the family's options.
 DEFAULTS = {
     "classifier": {"epochs": 5, "size": 224, "batch_size": 8},
     "scanpath": {"epochs": 5, "size": 128, "batch_size": 8},
-    "report": {"epochs": 2},
+    "report": {"lm_epochs": 2, "g2r_epochs": 2},
 }
 
 
@@ -123,71 +119,46 @@ def clean_stale_training(work: Path) -> int:
     return removed
 
 
-def family_arguments(family: str, options: dict[str, Any], data: Path, out: Path) -> argparse.Namespace:
-    """Parse ``--data``/``--out`` plus the options the family's CLI knows (others are ignored)."""
-    cli = importlib.import_module(f"models.{family}.cli")
-    parser = argparse.ArgumentParser(prog=f"gazelabel train {family}", exit_on_error=False, allow_abbrev=False)
-    cli.add_train_arguments(parser)
-    argv = ["--data", str(data), "--out", str(out)]
-    for key, value in options.items():
-        if key in ("data", "out") or value is None or value is False or isinstance(value, (dict, list)):
-            continue
-        argv += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
-    try:
-        with contextlib.redirect_stderr(io.StringIO()) as err:
-            args, _unknown = parser.parse_known_args(argv)
-    except (argparse.ArgumentError, SystemExit) as e:
-        raise ValueError(f"train {family}: bad option ({e or err.getvalue().strip()})") from None
-    return args
+# Keys MONAI Label and its clients add to every train request; not options of a family. ``gpus`` ("all" or
+# "0,1") and ``local_rank`` are MONAI Label's: the GPUs of the training subprocess and its rank.
+REQUEST_KEYS = ("model", "client_id", "name", "gpus", "local_rank")
+_GPUS = re.compile(r"all|\d{1,2}(,\d{1,2}){0,15}")
 
 
-def _numbers(src: Any, prefix: str = "", depth: int = 0) -> dict[str, float]:
-    """Numeric facts of a (nested) dict: scalars, and the last value of number lists (per-epoch histories)."""
-    out: dict[str, float] = {}
-    if not isinstance(src, dict) or depth > 1:
-        return out
-    for key, value in src.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, list) and value and isinstance(value[-1], (int, float)):
-            value = value[-1]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-        elif isinstance(value, dict):
-            out.update(_numbers(value, f"{name}_", depth + 1))
-    return out
+def train_options(family: ModelFamily, request: dict) -> tuple[dict, bool, float]:
+    """``(family options, include_records, val_fraction)`` of a train request over the server's defaults.
 
-
-def checkpoint_metrics(models_dir: Path, family: str) -> dict[str, float]:
-    """Numeric training facts stored in the published checkpoint (``summary``, ``training``, ``history``)."""
-    from models.runtime import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint_file(models_dir, family), CHECKPOINT_KINDS[family])
-    history = ckpt.get("history")
-    if isinstance(history, list):  # a list of per-epoch dicts: the last epoch
-        history = history[-1] if history and isinstance(history[-1], dict) else None
-    metrics: dict[str, float] = {}
-    for src in (ckpt.get("summary"), ckpt.get("training"), history):
-        metrics.update(_numbers(src))
-    return finite(metrics)
+    Raises:
+        ValueError: an option the family does not have, or a value of the wrong type (names it)."""
+    gpus = request.get("gpus", "all")
+    if not isinstance(gpus, str) or not _GPUS.fullmatch(gpus):
+        raise ValueError(f"gpus: expected \"all\" or GPU numbers like \"0,1\", got {gpus!r}")
+    options = {**DEFAULTS[family.name], **{k: v for k, v in request.items() if k not in REQUEST_KEYS}}
+    include_records = options.pop("include_records", False)
+    val_fraction = options.pop("val_fraction", 0.2)
+    if not isinstance(include_records, bool):
+        raise ValueError(f"include_records: expected true or false, got {include_records!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction: must be a number in [0, 1), got {val_fraction!r}")
+    family.make_config(options)  # refuse unknown options and bad values now
+    return options, include_records, float(val_fraction)
 
 
 class FamilyTrainTask(TrainTask):
-    """Retrain ``family`` (classifier | scanpath | report) from the datastore and publish it into ``models_dir``."""
+    """Retrain one :class:`~models.families.ModelFamily` from the datastore and publish it into ``models_dir``."""
 
-    def __init__(self, family: str, models_dir: str | Path, records: Records):
-        if family not in MODEL_FILES:
-            raise ValueError(f"unknown model family {family!r}; expected one of {', '.join(MODEL_FILES)}")
-        super().__init__(f"Retrain the {family} on the final labels (gazelabel train {family})")
+    def __init__(self, family: ModelFamily, models_dir: str | Path, records: Records):
+        super().__init__(f"Retrain the {family.name} on the final labels (gazelabel train {family.name})")
         self.family = family
         self.models_dir = Path(models_dir)
         self.records = records
 
     def config(self) -> dict[str, Any]:
-        return {**DEFAULTS[self.family], "include_records": False, "val_fraction": 0.2}
+        return {**DEFAULTS[self.family.name], "include_records": False, "val_fraction": 0.2}
 
     @property
     def stats_path(self) -> Path:
-        return self.models_dir / f"train_stats_{self.family}.json"
+        return self.models_dir / f"train_stats_{self.family.name}.json"
 
     def stats(self) -> dict[str, Any]:
         try:
@@ -197,34 +168,32 @@ class FamilyTrainTask(TrainTask):
 
     def __call__(self, request: dict, datastore) -> dict[str, Any]:
         start = time.time()
-        options = {**self.config(), **request}
-        val_fraction = float(options.pop("val_fraction"))
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        cases = export_cases(datastore, self.records, bool(options.pop("include_records")))
+        family = self.family
+        options, include_records, val_fraction = train_options(family, request)
+        cases = export_cases(datastore, self.records, include_records)
         if not cases:
-            raise ValueError(f"train {self.family}: no final labels yet; save labels with PUT /datastore/label?tag=final")
+            raise ValueError(f"train {family.name}: no final labels yet; save labels with PUT /datastore/label?tag=final")
         synthetic = self.records.synthetic() or any(c.image.synthetic for c in cases)
         work = self.models_dir / ".training"
         work.mkdir(parents=True, exist_ok=True)
         clean_stale_training(work)
-        with tempfile.TemporaryDirectory(dir=work, prefix=f"{self.family}-{os.getpid()}-") as tmp:
+        with tempfile.TemporaryDirectory(dir=work, prefix=f"{family.name}-{os.getpid()}-") as tmp:
             data = write_training_store(cases, Path(tmp) / "data", synthetic, val_fraction)
-            out = Path(tmp) / "out" / MODEL_FILES[self.family]
+            out = Path(tmp) / "out" / family.artifact
             out.parent.mkdir()
-            cli = importlib.import_module(f"models.{self.family}.cli")
-            cli.train(family_arguments(self.family, options, data, out))
-            publish(out, model_path(self.models_dir, self.family))
+            result = family.train(CaseStore(data).source(), out, family.make_config(options), log=logger.info)
+            publish(out, family.path(self.models_dir))
         stats = {
-            "family": self.family,
+            "family": family.name,
             "total_time": f"{time.time() - start:.1f}s",
             "seconds": time.time() - start,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "cases": len(cases),
             "synthetic": synthetic,
-            "model": stamp_text(stamp(self.models_dir, self.family)),
-            "metrics": checkpoint_metrics(self.models_dir, self.family),
+            "model": stamp_text(family.stamp(self.models_dir)),
+            "metrics": finite(result.metrics),
+            "best_metric": finite(result.metrics.get(result.key_metric, 0.0)),
+            "key_metric": result.key_metric,
         }
-        stats["best_metric"] = stats["metrics"].get(KEY_METRICS[self.family], 0.0)
         atomic_json(self.stats_path, finite(stats))
         return stats

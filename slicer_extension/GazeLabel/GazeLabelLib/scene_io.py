@@ -43,7 +43,7 @@ BOX_FINDING, BOX_SCORE, BOX_REGION, BOX_INDEX, BOX_ORIGINAL = (
     "GazeLabel.Finding", "GazeLabel.Score", "GazeLabel.Region", "GazeLabel.BoxIndex", "GazeLabel.OriginalBox",
 )
 # Fields kept verbatim in the case node; the rest of a Case lives in the nodes above.
-_VERBATIM = ("schema", "id", "image", "readers", "coverage", "source", "extra")
+_VERBATIM = ("schema", "id", "image", "readers", "coverage", "source", "prediction", "extra")
 # Heatmap display: transparent below this value so the radiograph stays readable.
 HEATMAP_FLOOR = 0.4
 # Fixation disc radius: BASE fraction of the image's longer side for a 0.3 s fixation, grows as sqrt(duration).
@@ -227,7 +227,7 @@ def synthetic_suffix(case: dict) -> str:
     """`` (SYNTHETIC)`` for a synthetic image, `` (SYNTHETIC-trained models)`` for a prediction by models
     trained on synthetic data, both when both; empty otherwise."""
     notes = ["SYNTHETIC"] if (case.get("image") or {}).get("synthetic") else []
-    if (case.get("extra") or {}).get("models_trained_on_synthetic_data"):
+    if (case.get("prediction") or {}).get("synthetic"):
         notes.append("SYNTHETIC-trained models")
     return f" ({', '.join(notes)})" if notes else ""
 

@@ -1,7 +1,7 @@
 """CheXpert-14 labels from report text: mention matching plus medspaCy ConText negation and uncertainty.
 
 Pipeline (a blank spaCy English pipeline, no model download): ``sentencizer`` -> ``medspacy_target_matcher``
-(the mention phrases of :mod:`models.report.phrases`, longest match wins, so "pericardial effusion" hides
+(the mention phrases of :mod:`models.labeling.phrases`, longest match wins, so "pericardial effusion" hides
 "effusion") -> ``medspacy_context`` (medspaCy's default English rules plus CXR hedges and negations).
 
 Each mention gets a value: 0 when negated, -1 when uncertain, else 1; when both a negation and a hedge
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from models.report import phrases
+from models.labeling import phrases
 from models.vocab import FINDINGS, NEGATIVE, POSITIVE, UNCERTAIN
 
 OTHER = "OTHER"

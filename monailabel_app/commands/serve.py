@@ -1,8 +1,8 @@
-"""`gazelabel serve`: start the hardened MONAI Label server with the GazeLabel app.
+"""`gazelabel serve`: start the MONAI Label server with the GazeLabel app.
 
 With no ``--studies`` it builds the embedded SYNTHETIC phantom store and trains quick default models on first
-run (a few minutes on 2 CPU cores). The server code lives in ``monailabel_app`` (``launcher.serve``); this
-module imports it only inside :func:`run`, so ``models/`` never imports monailabel.
+run (a few minutes on 2 CPU cores). Registered as a ``gazelabel.commands`` entry point; the server code
+(``monailabel_app.launcher``) is imported inside :func:`run` so ``gazelabel --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+HELP = "Start the MONAI Label server with the GazeLabel app"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

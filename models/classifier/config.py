@@ -1,0 +1,116 @@
+"""The classifier's configuration, in front of its code (no torch here): what the network is, what it is
+trained to minimise, and how it trains. The checkpoint stores all three (``config.model``, ``config.loss``,
+``config.train``); ``gazelabel train classifier`` takes its defaults from these fields and the server's
+``POST /train/gaze_classifier`` accepts any of them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from models.vocab import FINDINGS
+
+UNCERTAIN_POLICIES = ("positive", "negative", "ignore")
+GAZE_TARGETS = ("prior", "all", "positive")
+
+
+@dataclass
+class ClassifierConfig:
+    """Architecture.
+
+    Attributes:
+        size: model input side in pixels (any multiple of 8 works; 224 and 512 are tested).
+        width: channels of the stem; the stages use width x (2, 4, 8).
+        dropout: dropout on pooled per-finding features (also the MC-dropout rate).
+        embed_dim: size of the image-report contrastive space (0 = no contrastive head).
+        text_dim: size of the frozen text embedding (MiniLM: 384).
+        n_findings: number of outputs (CheXpert-14).
+    """
+
+    size: int = 224
+    width: int = 16
+    dropout: float = 0.2
+    embed_dim: int = 128
+    text_dim: int = 384
+    n_findings: int = len(FINDINGS)
+
+    def __post_init__(self):
+        if self.size <= 0 or self.size % 8:
+            raise ValueError(f"size must be a positive multiple of 8, got {self.size}")
+        if self.width <= 0:
+            raise ValueError(f"width must be > 0, got {self.width}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LossConfig:
+    """Weights of the training objective.
+
+    uncertain: how uncertain (-1) labels train: "positive" (U-Ones), "negative" or "ignore".
+    gaze_weight: weight of the whole gaze-attention loss (0 = the no-gaze baseline).
+    gaze_target: which map meets the gaze map: "prior" (the network's shared attention prior, default),
+        or "all" / "positive" finding maps combined by ``combine_attention``.
+    gaze_mse, gaze_kl, gaze_cc, gaze_com: weights of the four gaze terms.
+    gaze_warmup_epochs: ramp the gaze weight linearly from 0 to ``gaze_weight`` over this many epochs.
+    contrastive_weight: image-report InfoNCE (needs reports); box_weight: attention inside boxes.
+    """
+
+    uncertain: str = "positive"
+    gaze_weight: float = 1.0
+    gaze_target: str = "prior"
+    gaze_mse: float = 1.0
+    gaze_kl: float = 1.0
+    gaze_cc: float = 1.0
+    gaze_com: float = 1.0
+    gaze_warmup_epochs: float = 0.0
+    contrastive_weight: float = 0.0
+    box_weight: float = 0.0
+
+    def __post_init__(self):
+        if self.uncertain not in UNCERTAIN_POLICIES:
+            raise ValueError(f"uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}, got {self.uncertain!r}")
+        if self.gaze_target not in GAZE_TARGETS:
+            raise ValueError(f"gaze_target must be one of {', '.join(GAZE_TARGETS)}, got {self.gaze_target!r}")
+        for name in ("gaze_weight", "gaze_mse", "gaze_kl", "gaze_cc", "gaze_com", "contrastive_weight", "box_weight",
+                     "gaze_warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def gaze_weight_at(self, epoch: float) -> float:
+        """Curriculum: ``gaze_weight * min(1, epoch / gaze_warmup_epochs)`` (epoch may be fractional)."""
+        if self.gaze_warmup_epochs <= 0:
+            return self.gaze_weight
+        return self.gaze_weight * min(1.0, max(0.0, epoch) / self.gaze_warmup_epochs)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. ``grad_clip`` 5.0 and ``warmup`` 0.15 are this family's measured settings (the shared
+    loop's knobs, :class:`models.training.LoopConfig`)."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    max_images: int | None = None
+    augment: bool = True
+    grad_clip: float = 5.0
+    warmup: float = 0.15
+    amp: bool = True
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_images is not None and self.max_images <= 0:
+            raise ValueError(f"max_images must be > 0, got {self.max_images}")
+
+
+SECTIONS = {"model": ClassifierConfig, "loss": LossConfig, "train": TrainConfig}

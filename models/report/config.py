@@ -1,0 +1,64 @@
+"""The report generator's configuration, in front of its code (no torch here). The checkpoint stores it as
+``config.train`` beside what training derives (``config.prefix``, ``config.lora_targets``, ``config.lm_dir``);
+``gazelabel train report`` and ``POST /train/report`` take any field by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ReportConfig:
+    """Both training stages (see ``models.report.train``).
+
+    Stage 1, the language model: ``lm_epochs``, ``batch_size``, ``lm_lr``, a from-scratch GPT-2 of ``n_layer``
+    layers and width ``n_embd`` over a word-level tokenizer (words seen ``min_frequency`` times), or a local
+    causal LM at ``lm_path``; ``iu`` adds the 2,955 IU X-ray reports to its sentences.
+    Stage 2, Gaze2Report: ``g2r_epochs``, ``g2r_batch_size``, ``g2r_lr``, LoRA ``lora_r`` / ``lora_alpha`` /
+    ``lora_dropout``, the graph prefix of ``prefix_tokens`` tokens over ``image_size`` images (gaze nodes
+    unless ``use_gaze`` is False), and ``aux_weight`` x the prefix's finding loss.
+    ``prompt_dropout``: sentences whose control keeps only the section; ``box_dropout``: regions without
+    boxes (inference may have none); ``case_repeat``: store reports per LM epoch. ``max_train_steps`` caps
+    each stage (tests). ``grad_clip`` 1.0 and ``warmup`` 0.1 for both stages.
+    """
+
+    lm_epochs: int = 6
+    g2r_epochs: int = 8
+    batch_size: int = 64
+    g2r_batch_size: int = 16
+    lm_lr: float = 2e-3
+    g2r_lr: float = 1e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    use_gaze: bool = True
+    image_size: int = 128
+    prefix_tokens: int = 8
+    max_length: int = 160
+    prompt_dropout: float = 0.25
+    box_dropout: float = 0.5
+    case_repeat: int = 2
+    aux_weight: float = 0.5
+    min_frequency: int = 2
+    n_layer: int = 4
+    n_embd: int = 128
+    seed: int = 0
+    device: str = "auto"
+    lm_path: str | None = None
+    iu: bool = False
+    max_train_steps: int | None = None
+    grad_clip: float = 1.0
+    warmup: float = 0.1
+    amp: bool = True
+
+    def __post_init__(self):
+        if self.g2r_epochs < 1 or self.lm_epochs < 0 or (self.lm_epochs == 0 and not self.lm_path):
+            raise ValueError("lm_epochs must be >= 1 (0 only with lm_path) and g2r_epochs >= 1")
+        if self.lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
+
+
+KIND = "report"  # checkpoint kind
+CHECKPOINT_NAME = "report.pt"  # the checkpoint inside the published report/ folder (next to lm/)
+SECTIONS = {"train": ReportConfig}
