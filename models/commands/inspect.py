@@ -184,6 +184,7 @@ def inspect_dataset(path: str, images: str | None) -> dict:
         "with image file": sum(1 for c in cases if c.image.path),
         "warnings": len(source.warnings),
         "prevalence": prevalence,
+        "dropped": dict(source.dropped),
         "warning list": source.warnings,
     }
     if fmt == "iu-xray":
@@ -201,13 +202,16 @@ def _mean(values: list[int]) -> str:
 
 # ------------------------------------------------------------------------------------------------ output
 def format_table(summary: dict, max_warnings: int = 5) -> str:
-    rows = [(k, v) for k, v in summary.items() if k not in ("prevalence", "warning list")]
+    rows = [(k, v) for k, v in summary.items() if k not in ("prevalence", "warning list", "dropped")]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     if summary.get("prevalence"):
         lines += ["", f"{'finding':<28} {'pos':>6} {'neg':>6} {'unc':>6} {'% pos':>6}"]
         for p in summary["prevalence"]:
             lines.append(f"{p['finding']:<28} {p['positive']:>6} {p['negative']:>6} {p['uncertain']:>6} {p['positive_pct']:>6}")
+    if summary.get("dropped"):
+        lines += ["", "left out by the reader (and why):"]
+        lines += [f"  {n:>6}  {reason}" for reason, n in summary["dropped"].items()]
     warnings = summary.get("warning list") or []
     if warnings and max_warnings != 0:
         shown = warnings if max_warnings < 0 else warnings[:max_warnings]

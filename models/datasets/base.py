@@ -20,6 +20,12 @@ def hash_split(case_id: str, fractions: tuple[float, float, float] = (0.7, 0.1, 
     return "val" if u < fractions[0] + fractions[1] else "test"
 
 
+def count_drop(dropped: dict[str, int] | None, reason: str, n: int = 1) -> None:
+    """Add ``n`` to ``dropped[reason]`` (readers share one dict per dataset; None = not counted)."""
+    if dropped is not None and n:
+        dropped[reason] = dropped.get(reason, 0) + n
+
+
 @dataclass
 class CaseSource:
     """Cases read from one dataset.
@@ -30,6 +36,9 @@ class CaseSource:
             ships no pixels (IU X-ray reports).
         splits: split name -> case ids. Cases missing from every split count as "train".
         synthetic: True for generated data; outputs derived from it must say so.
+        warnings: one line per problem met while reading (file, row, what was done about it).
+        dropped: what the reader left out on purpose, ``reason -> count`` (calibration screens, off-image
+            fixations, discarded readings ...), so that ``gazelabel inspect`` can say what is missing and why.
     """
 
     name: str
@@ -37,6 +46,7 @@ class CaseSource:
     splits: dict[str, list[str]] = field(default_factory=dict)
     synthetic: bool = False
     warnings: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.cases)

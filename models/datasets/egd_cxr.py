@@ -9,14 +9,25 @@ Layout read here::
 
 Mapping to a :class:`~models.schema.Case` (one case per ``dicom_id``, id = dicom_id):
 
-- Fixations: ``X_ORIGINAL``/``Y_ORIGINAL`` are original image pixels, ``-1`` = off the image (dropped, one
-  counted warning per file); ``duration = FPOGD``; the start is ``FPOGS`` (Gazepoint's clock, seconds) moved
-  onto the image-onset clock of ``Time (in secs)`` by the per-image median of ``FPOGS + FPOGD - Time`` (the row
-  is the fixation's last sample), so fixation times line up with the transcript's phrase times. Without a
-  usable ``Time`` column, times count from the image's first fixation.
-- Some ``DICOM_ID`` values in ``fixations.csv`` are truncated (cxr-eye-gaze/eye-gaze-dataset#2): an id that is
-  not in ``master_sheet.csv`` is matched to the unique master id it is a prefix of (one warning per such id);
-  ids matching none (e.g. the calibration image) or several are skipped with a warning.
+- Fixations: ``X_ORIGINAL``/``Y_ORIGINAL`` are original image pixels; ``t = FPOGS`` and ``duration = FPOGD``
+  (seconds). Following the code that produced the files (cxr-eye-gaze/eye-gaze-dataset, cited by path and
+  line at commit 82f2427; the published column list says less):
+
+  * ``FPOGS`` and ``Time (in secs)`` are on the same per-image clock (the row is the fixation's last sample,
+    ``Time = FPOGS + FPOGD``), so ``t`` lines up with the transcript's phrase times as it is.
+  * Off-image samples: ``DataPostProcessing/map_eye_gaze_from_screen_to_image_coordinates.py`` L107-118 sets -1 *before* scaling
+    to image pixels (``int(image_px / screen_px * -1)``), so they are -1, -2 or -3 depending on the image's
+    scale, never only -1; and a point is on the image only strictly inside the padded rectangle (L107), so
+    every negative X/Y_ORIGINAL is off the image (the producing heatmap code keeps positive values only,
+    ``create_heatmap_images_and_or_videos.py`` L285). They are dropped and counted.
+  * Calibration screens: every 20th image was preceded by a white dot on a blank 1920x1080 screen saved as
+    the image name minus its last 5 characters (``DataPreparation/image_preparation.py`` L247-250); the mapping code treats an
+    id with no image as that blank screen with zero pads (L98-101), so its X/Y_ORIGINAL are *screen* pixels,
+    and ``Validation/validation.py`` L189-193 recognises calibration rows as those whose ``DICOM_ID`` is not in
+    ``master_sheet.csv``. They are never joined to an image (an earlier version of this reader prefix-matched
+    them as "truncated ids" and merged about 54 calibration readings into real ones as fixations near the
+    screen centre); each is dropped and counted, and ``calibration`` of :func:`read_fixations` keeps their
+    last samples (the dot at the screen centre) for accuracy checks as ``validation.py`` does.
 - Findings: the ``<name>__chx`` columns (CheXpert labeler on the MIMIC-CXR report: 1, 0, -1, blank = not
   mentioned). ``Normal``/``CHF``/``pneumonia`` -> ``extra["egd_class"]``; the radiologist's own finding columns
   -> ``extra["radiologist_findings"]``; indication, demographics and screen pads -> ``extra``.
@@ -24,18 +35,17 @@ Mapping to a :class:`~models.schema.Case` (one case per ``dicom_id``, id = dicom
   "x2", "y2"}]``. ``transcript.json`` -> ``report.findings`` (full_text) and ``extra["phrase_timestamps"]``
   ``[[phrase, begin_s, end_s], ...]``.
 - Image: ``path`` (or the dicom_id) resolved under ``images=``; the size comes from the file header, so
-  without images the size is unknown (0) and only the ``-1`` points can be dropped.
+  without images the size is unknown (0) and only the negative (off-image) points can be dropped.
 - Splits: EGD-CXR has none; a deterministic 7:1:2 hash of ``patient_id`` keeps each patient in one split.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Callable
 
-from models.datasets.base import CaseSource, DatasetError, hash_split
+from models.datasets.base import CaseSource, DatasetError, count_drop, hash_split
 from models.datasets.image_paths import ImageResolver, image_size
 from models.datasets.reflacx import shift_times
 from models.datasets.tables import Row, RowError, read_table, row_warning
@@ -108,41 +118,49 @@ def master_extra(row: Row) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- fixations
-class DicomIdMatcher:
-    """Exact match against the master ids, else the unique master id the (truncated) value is a prefix of."""
-
-    def __init__(self, master_ids, path: Path, warnings: list[str]):
-        self.ids = list(master_ids)
-        self.exact = set(self.ids)
-        self.path, self.warnings = path, warnings
-        self.cache: dict[str, str | None] = {}
-
-    def __call__(self, raw: str) -> str | None:
-        if raw in self.exact:
-            return raw
-        if raw not in self.cache:
-            hits = [m for m in self.ids if m.startswith(raw)] if raw else []
-            if len(hits) == 1:
-                self.warnings.append(f"{self.path}: truncated DICOM_ID {raw!r} matched to {hits[0]!r} by prefix")
-                self.cache[raw] = hits[0]
-            else:
-                why = "matches no master_sheet dicom_id" if not hits else f"is a prefix of {len(hits)} master_sheet dicom_ids"
-                self.warnings.append(f"{self.path}: DICOM_ID {raw!r} {why}; its fixation rows skipped")
-                self.cache[raw] = None
-        return self.cache[raw]
+CALIBRATION_SUFFIX = 5  # a calibration screen is saved as the next image's name minus its last 5 characters
+CALIBRATION_SCREEN = (1920, 1080)  # the EGD-CXR monitor, screen pixels
 
 
-def read_fixations(path: Path, master_ids, warnings: list[str]) -> dict[str, list[Fixation]]:
-    """dicom_id -> fixations (image-onset clock, original px, off-image ``-1`` points dropped), time order."""
+def calibration_owner(raw: str, master_ids) -> str | None:
+    """The master id whose calibration screen ``raw`` names (its id minus the last 5 characters), or None."""
+    if len(raw) < 8:  # short junk ids are not a 36-character MIMIC dicom_id minus 5
+        return None
+    hits = [m for m in master_ids if len(m) == len(raw) + CALIBRATION_SUFFIX and m.startswith(raw)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def read_fixations(path: Path, master_ids, warnings: list[str], dropped: dict[str, int] | None = None,
+                   calibration: list[dict] | None = None) -> dict[str, list[Fixation]]:
+    """dicom_id -> fixations (per-image clock, original px, off-image points dropped), time order.
+
+    Rows whose ``DICOM_ID`` is not a master id are calibration screens (see module docstring) or unknown ids;
+    both are dropped and counted in ``dropped``. ``calibration`` (a list, optional) receives one
+    ``{"id", "before", "x", "y", "fpogx", "fpogy"}`` per calibration reading: its last sample, in screen pixels.
+    """
     table = read_table(path, FIXATION_COLUMNS, what="EGD-CXR fixations")
-    match = DicomIdMatcher(master_ids, path, warnings)
-    has_time = TIME_COLUMN in table.columns
-    rows: dict[str, list[tuple[float, float, float, float, float | None]]] = {}
-    off_image = 0
+    ids = set(master_ids)
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    off_image = calibration_rows = unknown_rows = 0
+    calibration_runs: list[dict] = []
+    unknown: dict[str, int] = {}
+    previous = None
     for row in table:
-        dicom_id = match(row.text("DICOM_ID"))
-        if dicom_id is None:
+        raw = row.text("DICOM_ID")
+        if raw not in ids:
+            owner = calibration_owner(raw, ids)
+            if owner is None:
+                unknown_rows += 1
+                unknown[raw] = unknown.get(raw, 0) + 1
+            else:
+                calibration_rows += 1
+                if raw != previous:  # a new calibration reading (validation.py counts runs the same way)
+                    calibration_runs.append({"id": raw, "before": owner})
+                calibration_runs[-1].update(x=row.optional_number("X_ORIGINAL"), y=row.optional_number("Y_ORIGINAL"),
+                                            fpogx=row.optional_number("FPOGX"), fpogy=row.optional_number("FPOGY"))
+            previous = raw
             continue
+        previous = raw
         try:
             start = row.number("FPOGS")
             duration = row.number("FPOGD")
@@ -151,29 +169,41 @@ def read_fixations(path: Path, master_ids, warnings: list[str]) -> dict[str, lis
             x, y = row.number("X_ORIGINAL"), row.number("Y_ORIGINAL")
         except RowError as e:
             warnings.append(row_warning(row, str(e)))
+            count_drop(dropped, "malformed fixation rows")
             continue
-        clock = row.optional_number(TIME_COLUMN) if has_time else None
-        if x == -1 or y == -1:
+        if x < 0 or y < 0:
             off_image += 1
             continue
-        rows.setdefault(dicom_id, []).append((x, y, start, duration, clock))
+        rows.setdefault(raw, []).append((x, y, start, duration))
+    if calibration_runs:
+        count_drop(dropped, "EGD-CXR calibration screens (DICOM_ID = next image's id minus 5 characters)", len(calibration_runs))
+        warnings.append(f"{path}: {calibration_rows} rows of {len(calibration_runs)} calibration screens "
+                        "(DICOM_ID not in master_sheet.csv, screen pixels) left out")
+    if unknown:
+        count_drop(dropped, "fixation rows of a DICOM_ID in no master_sheet.csv row", unknown_rows)
+        listed = ", ".join(repr(k) for k in list(unknown)[:3]) + (" ..." if len(unknown) > 3 else "")
+        warnings.append(f"{path}: {unknown_rows} rows of {len(unknown)} DICOM_IDs that are neither in master_sheet.csv "
+                        f"nor a calibration screen ({listed}) left out")
     if off_image:
-        warnings.append(f"{path}: dropped {off_image} of {len(table)} fixations off the image (X_ORIGINAL/Y_ORIGINAL = -1)")
+        count_drop(dropped, "fixations off the image (X/Y_ORIGINAL < 0)", off_image)
+        warnings.append(f"{path}: dropped {off_image} of {len(table)} fixations off the image (X_ORIGINAL/Y_ORIGINAL < 0)")
+    if calibration is not None:
+        calibration.extend(calibration_runs)
     out = {}
     for dicom_id, items in rows.items():
-        offsets = [s + d - c for (_x, _y, s, d, c) in items if c is not None]
-        onset = statistics.median(offsets) if offsets else min(s for (_x, _y, s, _d, _c) in items)
-        fixations = sorted((Fixation(x, y, round(s - onset, 6), d) for (x, y, s, d, _c) in items), key=lambda f: f.t)
+        fixations = sorted((Fixation(x, y, s, d) for (x, y, s, d) in items), key=lambda f: f.t)
         shift_times(fixations)
         out[dicom_id] = fixations
     return out
 
 
-def drop_outside(fixations: list[Fixation], width: int, height: int, where: str, warnings: list[str]) -> list[Fixation]:
+def drop_outside(fixations: list[Fixation], width: int, height: int, where: str, warnings: list[str],
+                 dropped: dict[str, int] | None = None) -> list[Fixation]:
     if not (width and height):
         return fixations
     kept = [f for f in fixations if 0 <= f.x <= width and 0 <= f.y <= height]
     if len(kept) < len(fixations):
+        count_drop(dropped, "fixations outside the image size", len(fixations) - len(kept))
         warnings.append(f"{where}: dropped {len(fixations) - len(kept)} of {len(fixations)} fixations outside the {width}x{height} image")
     return kept
 
@@ -221,6 +251,7 @@ def build_cases(
     sizes: dict[str, tuple[int, int]] | None = None,
     fixations_path: Path = Path("fixations.csv"),
     dataset: str = NAME,
+    dropped: dict[str, int] | None = None,
 ) -> tuple[list[Case], dict[str, list[str]]]:
     """Cases and patient-level hash splits from parsed EGD-CXR tables (shared with the MIMIC-Eye reader)."""
     cases, splits = [], {"train": [], "val": [], "test": []}
@@ -240,7 +271,7 @@ def build_cases(
             id=dicom_id,
             image=ImageRef(path, size[0], size[1]),
             findings=findings_from_master(row, warnings),
-            fixations=drop_outside(fixations.get(dicom_id, []), size[0], size[1], f"{fixations_path} [{dicom_id}]", warnings),
+            fixations=drop_outside(fixations.get(dicom_id, []), size[0], size[1], f"{fixations_path} [{dicom_id}]", warnings, dropped),
             report=Report(findings=transcript[0]) if transcript and transcript[0] else None,
             source=Source(dataset=dataset, ref=dicom_id),
             extra=extra,
@@ -266,8 +297,9 @@ def read_egd_cxr(root: str | Path, *, images: str | Path | None = None) -> CaseS
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     warnings: list[str] = []
+    dropped: dict[str, int] = {}
     master = read_master(root / "master_sheet.csv", warnings)
-    fixations = read_fixations(root / "fixations.csv", master, warnings)
+    fixations = read_fixations(root / "fixations.csv", master, warnings, dropped)
     box_path = root / "bounding_boxes.csv"
     if box_path.is_file():
         anatomy = read_anatomy_boxes(box_path, warnings)
@@ -277,9 +309,9 @@ def read_egd_cxr(root: str | Path, *, images: str | Path | None = None) -> CaseS
     resolver = ImageResolver(images)
     cases, splits = build_cases(
         master, fixations, anatomy, root / TRANSCRIPTS, lambda d, row: resolver.resolve(row.text("path"), d), warnings,
-        fixations_path=root / "fixations.csv",
+        fixations_path=root / "fixations.csv", dropped=dropped,
     )
     missing = resolver.warning(len(cases))
     if missing:
         warnings.append(missing)
-    return CaseSource(NAME, cases, splits, False, warnings)
+    return CaseSource(NAME, cases, splits, False, warnings, dropped)

@@ -91,34 +91,36 @@ def _mimic_report(patient: Path, study_id: str) -> str | None:
     return path.read_text(encoding="utf-8", errors="replace").strip() if study_id and path.is_file() else None
 
 
-def _reflacx_readings(patient: Path, warnings: list[str]) -> list[reflacx.Reading]:
+def _reflacx_readings(patient: Path, warnings: list[str], dropped: dict[str, int]) -> list[reflacx.Reading]:
     ref_dir = patient / "REFLACX"
     if not (ref_dir / "metadata.csv").is_file():
         return []
     readings = []
-    rows, label_columns = reflacx.metadata_rows(ref_dir / "metadata.csv", warnings)
+    rows, label_columns = reflacx.metadata_rows(ref_dir / "metadata.csv", warnings, dropped)
     for row in rows:
         rid = row.text("id")
-        folder = ref_dir / rid if (ref_dir / rid).is_dir() else ref_dir / "main_data" / rid
-        gaze = folder / "gaze.csv" if (folder / "gaze.csv").is_file() else ref_dir / "gaze_data" / rid / "gaze.csv"
-        reading = reflacx.read_reading(folder, row, label_columns, warnings, gaze_csv=gaze)
+        folder = ref_dir / "main_data" / rid if (ref_dir / "main_data" / rid).is_dir() else ref_dir / rid
+        gaze = ref_dir / "gaze_data" / rid / "gaze.csv"
+        if not gaze.is_file() and (folder / "gaze.csv").is_file():
+            gaze = folder / "gaze.csv"
+        reading = reflacx.read_reading(folder, row, label_columns, warnings, gaze_csv=gaze, dropped=dropped)
         if reading is not None:
             readings.append(reading)
     return readings
 
 
-def _egd_cases(patient: Path, meta: dict[str, Row], image_for, warnings: list[str]) -> list[Case]:
+def _egd_cases(patient: Path, meta: dict[str, Row], image_for, warnings: list[str], dropped: dict[str, int]) -> list[Case]:
     eye = patient / "EyeGaze"
     if not (eye / "master_sheet.csv").is_file():
         return []
     master = egd_cxr.read_master(eye / "master_sheet.csv", warnings)
-    fixations = egd_cxr.read_fixations(eye / "fixations.csv", master, warnings)
+    fixations = egd_cxr.read_fixations(eye / "fixations.csv", master, warnings, dropped)
     box_path = eye / "bounding_boxes.csv"
     boxes = egd_cxr.read_anatomy_boxes(box_path, warnings) if box_path.is_file() else {}
     sizes = {d: s for d in master if (s := _size(meta.get(d)))}
     cases, _ = egd_cxr.build_cases(
         master, fixations, boxes, eye / egd_cxr.TRANSCRIPTS, lambda d, row: image_for(patient, d, row.text("path")),
-        warnings, sizes=sizes, fixations_path=eye / "fixations.csv", dataset=NAME,
+        warnings, sizes=sizes, fixations_path=eye / "fixations.csv", dataset=NAME, dropped=dropped,
     )
     return cases
 
@@ -140,6 +142,7 @@ def read_mimic_eye(root: str | Path, *, images: str | Path | None = None) -> Cas
     if not patients:
         raise DatasetError(f"{root}: no patient_<subject_id>/ folders (is this a MIMIC-Eye folder?)")
     warnings: list[str] = []
+    dropped: dict[str, int] = {}
     meta = read_cxr_meta(root, patients, warnings)
     resolver = ImageResolver(images)
 
@@ -150,10 +153,10 @@ def read_mimic_eye(root: str | Path, *, images: str | Path | None = None) -> Cas
     for patient in patients:
         splits, chexpert_of[patient] = _patient_tables(patient, warnings)
         split_of.update(splits)
-        for reading in _reflacx_readings(patient, warnings):
+        for reading in _reflacx_readings(patient, warnings, dropped):
             readings.append(reading)
             patient_of[reading.id] = patient
-        egd_cases += [(patient, c) for c in _egd_cases(patient, meta, image_for, warnings)]
+        egd_cases += [(patient, c) for c in _egd_cases(patient, meta, image_for, warnings, dropped)]
 
     ref_cases, ref_splits = reflacx.cases_from_readings(
         readings, lambda r: image_for(patient_of[r.id], r.dicom_id, r.image), dataset=NAME
@@ -195,4 +198,4 @@ def read_mimic_eye(root: str | Path, *, images: str | Path | None = None) -> Cas
     missing = resolver.warning(len(cases))
     if missing:
         warnings.append(missing)
-    return CaseSource(NAME, cases, splits, False, warnings)
+    return CaseSource(NAME, cases, splits, False, warnings, dropped)

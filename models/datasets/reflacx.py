@@ -12,24 +12,43 @@ Layout read here::
 
 Mapping to a :class:`~models.schema.Case` (one case per ``dicom_id``):
 
-- Rows with ``eye_tracking_data_discarded == True`` are dropped (they have no gaze or dictation).
+- Rows with ``eye_tracking_data_discarded == True`` are dropped and counted (their folders hold only
+  ``chest_bounding_box.csv`` and the ellipses: no gaze, no dictation). A kept row whose folder has no
+  ``fixations.csv`` is dropped with a warning, not fatal.
 - Several radiologists read some images. The case holds the **first reading** (phase 1, 2, 3 in that order,
   then file order): ``case.fixations``, findings, boxes and report come from it; every other reading's
   fixations are in ``case.readers[<reading id>]`` and its findings/boxes/report in
   ``case.extra["readings"][<reading id>]``. REFLACX does not publish which radiologist made a reading, so the
   reading id (e.g. ``P102R108387``) is the reader key.
 - Fixations: ``t = timestamp_start_fixation`` and ``duration = end - start`` (seconds on the dictation-audio
-  clock), ``x, y`` = original DICOM pixels. Points outside the image are dropped with one counted warning per
-  file. When a fixation starts before the audio (negative time), all times of that reading, word timestamps
-  included, are shifted so the first is 0 and ``extra["t0_audio_s"]`` records the shift
-  (audio time = case time + t0).
+  clock), ``x, y`` = original DICOM pixels. When a fixation starts before the
+  audio (negative time), all times of that reading, word timestamps included, are shifted so the first is 0
+  and ``extra["t0_audio_s"]`` records the shift (audio time = case time + t0).
+- Which fixations are kept follows REFLACX's own filter (ricbl/eyetracking at 9824bf9,
+  ``examples_and_paper_numbers/filter_fixations.py`` L14-36): a fixation inside the image rectangle shown on
+  the screen, or at most 0.5 degrees outside it and more than 50 screen pixels from the button panel
+  (screen rectangle 10,933-650,1122). Degrees use the fixation's own ``angular_resolution_*`` (image pixels
+  per degree; it changes with zoom, so it is per fixation, never one value per reading). The filter's corner
+  distance multiplies both axes by the x factor (L78); here each axis uses its own. Without the shown/screen
+  rectangle columns the image rectangle and the same 0.5 degrees are used; without pixels per degree, the
+  image rectangle alone. The rest are dropped and counted. A kept fixation outside the image is moved onto
+  its nearest edge (a Case holds image points; one warning per file says how many).
+- Per fixation, ``extra["fixation_px_per_deg"]`` ``[[x, y], ...]`` and ``extra["fixation_shown_rect"]``
+  ``[[xmin, ymin, xmax, ymax], ...]`` (image pixels, aligned with ``case.fixations``) keep what REFLACX's
+  heatmaps need: :func:`reflacx_heatmap` draws them the REFLACX way (``generate_heatmaps.py`` L15-44:
+  σ = 1 degree of each fixation's own resolution, weighted by duration, drawn only inside the rectangle shown
+  at that moment, sum-normalised). ``extra["px_per_deg"]`` is the median over the reading (for a single
+  σ where one is needed).
 - Labels: abnormality certainty 0-5, ``>= 3`` = present (as REFLACX's inter-rater code). Labels are mapped to
   CheXpert with :func:`models.vocab.canonical_finding`; several labels on one finding (Mass, Nodule) take the
   highest certainty; ``Support devices`` is a boolean. Labels with no CheXpert equivalent (Emphysema, Enlarged
   hilum ...), ``Quality issue`` and ``Other`` go to ``extra["other_labels"]``. ``No Finding`` = 1 when no
   abnormality (mapped or not) is present and ``Other`` is empty, else 0.
-- Ellipses (their bounding boxes) with certainty ``>= 3`` on a CheXpert-mapped label become ``case.boxes``,
-  clipped to the image; the rest are kept in ``extra["other_ellipses"]``.
+- Ellipses (their bounding boxes): certainty runs 1-5 (an ellipse is drawn only for a finding the reader
+  reported); ``>= 3`` on a CheXpert-mapped label becomes ``case.boxes``, clipped to the image; the rest (and
+  ellipses carrying the ``Other`` column) are kept in ``extra["other_ellipses"]``. A certainty outside 1-5 is
+  a malformed row (warning, skipped).
+- Files are CRLF-terminated; the table reader accepts either line ending.
 - ``transcription.txt`` -> ``report.findings`` (the dictation is not split into sections);
   ``timestamps_transcription.csv`` -> ``extra["word_timestamps"]`` ``[[word, start, end], ...]`` for
   sentence-gaze alignment; ``chest_bounding_box.csv`` -> ``extra["chest_box"]`` ``[xmin, ymin, xmax, ymax]``;
@@ -49,7 +68,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from models.datasets.base import CaseSource, DatasetError
+from models.datasets.base import CaseSource, DatasetError, count_drop
 from models.datasets.image_paths import ImageResolver
 from models.datasets.tables import Row, RowError, read_table, row_warning
 from models.schema import Box, Case, Fixation, ImageRef, Report, Source
@@ -112,6 +131,8 @@ class Reading:
     transcription: str = ""
     words: list[list] = field(default_factory=list)
     px_per_deg: float | None = None
+    fixation_px_per_deg: list = field(default_factory=list)
+    fixation_shown_rect: list = field(default_factory=list)
     t0_audio_s: float = 0.0
     gaze_csv: str | None = None
 
@@ -160,11 +181,68 @@ def parse_labels(row: Row, label_columns: Iterable[str], warnings: list[str]) ->
 
 
 # ---------------------------------------------------------------------------------------------- per-file parsers
-def read_fixations(path: Path, width: int, height: int, warnings: list[str]) -> tuple[list[Fixation], float | None]:
-    """Fixations (audio clock, original px) and the median pixels per degree of one ``fixations.csv``."""
+SHOWN_COLUMNS = ("xmin_shown_from_image", "ymin_shown_from_image", "xmax_shown_from_image", "ymax_shown_from_image")
+SCREEN_COLUMNS = ("xmin_in_screen_coordinates", "ymin_in_screen_coordinates", "xmax_in_screen_coordinates",
+                  "ymax_in_screen_coordinates")
+BUTTONS_SCREEN = (10.0, 933.0, 650.0, 1122.0)  # the next/reset button panel (filter_fixations.py L18)
+MAX_OUTSIDE_DEG = 0.5
+MIN_BUTTON_DISTANCE_PX = 50.0
+
+
+def _outside(x: float, y: float, rect) -> tuple[float, float]:
+    """Per-axis distance of (x, y) outside ``rect`` (0 inside)."""
+    dx = max(rect[0] - x, 0.0, x - rect[2])
+    dy = max(rect[1] - y, 0.0, y - rect[3])
+    return dx, dy
+
+
+def keep_fixation(x: float, y: float, width: int, height: int, ppd: tuple[float, float] | None,
+                  shown: tuple | None, screen: tuple | None) -> bool:
+    """REFLACX's filter (module docstring): inside the shown image, or <= 0.5 degrees outside it and > 50 screen
+    pixels from the buttons. ``ppd`` image pixels per degree (x, y); ``shown`` the image rectangle on screen
+    (image px) and ``screen`` where it was drawn (screen px)."""
+    if shown is not None and screen is not None and shown[2] > shown[0] and shown[3] > shown[1] \
+            and screen[2] > screen[0] and screen[3] > screen[1]:
+        sx = (screen[2] - screen[0]) / (shown[2] - shown[0])  # screen px per image px
+        sy = (screen[3] - screen[1]) / (shown[3] - shown[1])
+        xs, ys = screen[0] + (x - shown[0]) * sx, screen[1] + (y - shown[1]) * sy
+        dx, dy = _outside(xs, ys, screen)
+        if dx == dy == 0:
+            return True
+        bx, by = _outside(xs, ys, BUTTONS_SCREEN)
+        if ppd is None or float(np.hypot(bx, by)) <= MIN_BUTTON_DISTANCE_PX:
+            return False
+        return float(np.hypot(dx / sx / ppd[0], dy / sy / ppd[1])) < MAX_OUTSIDE_DEG
+    if not (width and height):
+        return True
+    dx, dy = _outside(x, y, (0.0, 0.0, float(width), float(height)))
+    if dx == dy == 0:
+        return True
+    return ppd is not None and float(np.hypot(dx / ppd[0], dy / ppd[1])) < MAX_OUTSIDE_DEG
+
+
+@dataclass
+class FixationTable:
+    """One ``fixations.csv``: fixations in time order and, aligned with them, each one's pixels per degree
+    ``[x, y]`` (None when absent) and shown image rectangle (None when absent)."""
+
+    fixations: list[Fixation]
+    px_per_deg: list[list[float] | None]
+    shown: list[list[float] | None]
+
+    @property
+    def median_px_per_deg(self) -> float | None:
+        values = [(p[0] + p[1]) / 2.0 for p in self.px_per_deg if p]
+        return statistics.median(values) if values else None
+
+
+def read_fixation_table(path: Path, width: int, height: int, warnings: list[str],
+                        dropped: dict[str, int] | None = None) -> FixationTable:
+    """Fixations (audio clock, original px, REFLACX's filter) of one ``fixations.csv``, time order."""
     table = read_table(path, FIXATION_COLUMNS, what="REFLACX fixations")
-    fixations, ppd, outside = [], [], 0
     has_ppd = all(c in table.columns for c in PX_PER_DEG_COLUMNS)
+    has_rects = all(c in table.columns for c in SHOWN_COLUMNS + SCREEN_COLUMNS)
+    items, outside, edge = [], 0, 0
     for row in table:
         try:
             start = row.number("timestamp_start_fixation")
@@ -174,18 +252,81 @@ def read_fixations(path: Path, width: int, height: int, warnings: list[str]) -> 
                 raise RowError(f"negative duration (end {end} < start {start})")
         except RowError as e:
             warnings.append(row_warning(row, str(e)))
+            count_drop(dropped, "malformed fixation rows")
             continue
+        ppd = None
         if has_ppd:
             px, py = row.optional_number(PX_PER_DEG_COLUMNS[0]), row.optional_number(PX_PER_DEG_COLUMNS[1])
             if px and py and px > 0 and py > 0:
-                ppd.append((px + py) / 2.0)
-        if width and height and not (0 <= x <= width and 0 <= y <= height):
+                ppd = [px, py]
+        shown = screen = None
+        if has_rects:
+            shown_v = [row.optional_number(c) for c in SHOWN_COLUMNS]
+            screen_v = [row.optional_number(c) for c in SCREEN_COLUMNS]
+            if all(v is not None for v in shown_v + screen_v):
+                shown, screen = shown_v, screen_v
+        if not keep_fixation(x, y, width, height, tuple(ppd) if ppd else None, shown, screen):
             outside += 1
             continue
-        fixations.append(Fixation(x, y, start, end - start))
+        if width and height and not (0 <= x <= width and 0 <= y <= height):
+            x, y = min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))
+            edge += 1
+        items.append((Fixation(x, y, start, end - start), ppd, shown))
     if outside:
-        warnings.append(f"{path}: dropped {outside} of {len(table)} fixations outside the {width}x{height} image")
-    return fixations, (statistics.median(ppd) if ppd else None)
+        count_drop(dropped, "fixations off the shown image (more than 0.5 degrees out, or at the buttons)", outside)
+        warnings.append(f"{path}: dropped {outside} of {len(table)} fixations more than {MAX_OUTSIDE_DEG} degrees "
+                        "outside the image shown (or at the buttons)")
+    if edge:
+        warnings.append(f"{path}: {edge} fixations within {MAX_OUTSIDE_DEG} degrees outside the image moved onto its edge")
+    items.sort(key=lambda item: item[0].t)
+    return FixationTable([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
+
+
+def read_fixations(path: Path, width: int, height: int, warnings: list[str]) -> tuple[list[Fixation], float | None]:
+    """Fixations (audio clock, original px) and the median pixels per degree of one ``fixations.csv``."""
+    t = read_fixation_table(path, width, height, warnings)
+    return t.fixations, t.median_px_per_deg
+
+
+def reflacx_heatmap(fixations, px_per_deg, shown, width: int, height: int, *, shape: tuple[int, int] | None = None,
+                    sigma_deg: float = 1.0) -> np.ndarray:
+    """REFLACX's gaze heatmap (``generate_heatmaps.py`` L15-44): each fixation a Gaussian of σ = ``sigma_deg``
+    times its own pixels per degree, weighted by its duration, drawn only inside the image rectangle shown at
+    that moment (clipped to the image), the map sum-normalised.
+
+    Args:
+        fixations: the case's fixations (original px); px_per_deg, shown: aligned per-fixation
+            ``[x, y]`` and ``[xmin, ymin, xmax, ymax]`` (``case.extra["fixation_px_per_deg"]`` and
+            ``["fixation_shown_rect"]``); a None entry uses the median resolution / the whole image.
+        width, height: the original image size.
+        shape: ``(rows, cols)`` of the map; default ``(height, width)`` (REFLACX's own, full resolution).
+            Coordinates are scaled, so a smaller map is the same heatmap sampled coarser.
+
+    Returns:
+        ``(rows, cols)`` float64 map summing to 1 (all zeros without fixations).
+    """
+    rows, cols = shape or (height, width)
+    sx, sy = cols / width, rows / height  # map px per image px
+    out = np.zeros((rows, cols), dtype=np.float64)
+    known = [p for p in px_per_deg if p]
+    fallback = [statistics.median(p[0] for p in known), statistics.median(p[1] for p in known)] if known else None
+    xs, ys = (np.arange(cols) + 0.5) / sx, (np.arange(rows) + 0.5) / sy  # pixel centres in image px
+    for f, ppd, rect in zip(fixations, px_per_deg, shown):
+        ppd = ppd or fallback
+        if ppd is None or f.duration <= 0:
+            continue
+        x0, y0, x1, y1 = rect or (0, 0, width, height)
+        x0, y0, x1, y1 = max(round(x0), 0), max(round(y0), 0), min(round(x1), width), min(round(y1), height)
+        c0, c1 = int(np.floor(x0 * sx)), int(np.ceil(x1 * sx))
+        r0, r1 = int(np.floor(y0 * sy)), int(np.ceil(y1 * sy))
+        if c1 <= c0 or r1 <= r0:
+            continue
+        s_x, s_y = sigma_deg * ppd[0], sigma_deg * ppd[1]
+        gx = np.exp(-0.5 * ((xs[c0:c1] - f.x) / s_x) ** 2) / (np.sqrt(2 * np.pi) * s_x)
+        gy = np.exp(-0.5 * ((ys[r0:r1] - f.y) / s_y) ** 2) / (np.sqrt(2 * np.pi) * s_y)
+        out[r0:r1, c0:c1] += f.duration * np.outer(gy, gx)
+    total = out.sum()
+    return out / total if total > 0 else out
 
 
 def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[float, float, float, float]:
@@ -203,7 +344,9 @@ def read_ellipses(path: Path, width: int, height: int, warnings: list[str]) -> t
     for row in table:
         try:
             x1, y1, x2, y2 = (row.number(c) for c in ("xmin", "ymin", "xmax", "ymax"))
-            certainty = row.number("certainty", minimum=0)
+            certainty = row.number("certainty")
+            if not 1 <= certainty <= MAX_CERTAINTY:
+                raise RowError(f"column 'certainty': an ellipse's certainty runs 1-{MAX_CERTAINTY}, got {certainty:g}")
             labels = [c for c in label_columns if row.flag(c)]
             if not labels:
                 raise RowError("no label is True for this ellipse")
@@ -289,8 +432,8 @@ def shift_times(fixations: list[Fixation], words: list[list] | None = None) -> f
 
 
 # ---------------------------------------------------------------------------------------------- readings
-def metadata_rows(path: Path, warnings: list[str]) -> tuple[list[Row], list[str]]:
-    """Kept (not discarded) rows of a metadata table and its label columns."""
+def metadata_rows(path: Path, warnings: list[str], dropped: dict[str, int] | None = None) -> tuple[list[Row], list[str]]:
+    """Kept (not discarded) rows of a metadata table and its label columns; discarded ones are counted."""
     table = read_table(path, METADATA_COLUMNS, what="REFLACX metadata")
     label_columns = [c for c in table.columns if c not in METADATA_COLUMNS]
     unknown = [c for c in label_columns if c not in KNOWN_LABELS]
@@ -300,6 +443,7 @@ def metadata_rows(path: Path, warnings: list[str]) -> tuple[list[Row], list[str]
     for row in table:
         try:
             if row.flag("eye_tracking_data_discarded"):
+                count_drop(dropped, "readings REFLACX discarded (eye_tracking_data_discarded; no gaze or dictation)")
                 continue
         except RowError as e:
             warnings.append(row_warning(row, str(e)))
@@ -308,11 +452,13 @@ def metadata_rows(path: Path, warnings: list[str]) -> tuple[list[Row], list[str]
     return kept, label_columns
 
 
-def read_reading(folder: Path, row: Row, label_columns: list[str], warnings: list[str], *, gaze_csv: Path | None = None) -> Reading | None:
-    """Parse one reading folder; None (with a warning) when its metadata row is malformed.
+def read_reading(folder: Path, row: Row, label_columns: list[str], warnings: list[str], *, gaze_csv: Path | None = None,
+                 dropped: dict[str, int] | None = None) -> Reading | None:
+    """Parse one reading folder; None (with a warning, counted) when its metadata row is malformed or the
+    folder has no ``fixations.csv``.
 
     Raises:
-        DatasetError: ``fixations.csv`` is missing or lacks a required column.
+        DatasetError: ``fixations.csv`` lacks a required column.
     """
     reading_id = row.text("id")
     try:
@@ -324,6 +470,12 @@ def read_reading(folder: Path, row: Row, label_columns: list[str], warnings: lis
         height = int(row.number("image_size_y", minimum=1))
     except RowError as e:
         warnings.append(row_warning(row, str(e)))
+        count_drop(dropped, "readings with a malformed metadata row")
+        return None
+    if not (folder / "fixations.csv").is_file():
+        what = "only the chest box and ellipses, like a discarded reading" if folder.is_dir() else "no such folder"
+        warnings.append(f"{folder / 'fixations.csv'}: no such file ({what}); reading {reading_id} left out")
+        count_drop(dropped, "readings without fixations.csv")
         return None
     phase = int(reading_id[1]) if len(reading_id) > 1 and reading_id[1].isdigit() else 0
     split = row.text("split").lower()
@@ -334,7 +486,9 @@ def read_reading(folder: Path, row: Row, label_columns: list[str], warnings: lis
         reading_id, phase, row.text("dicom_id"), row.text("subject_id"),
         SPLIT_NAMES.get(split, "train"), row.text("image"), width, height, findings, other_labels,
     )
-    r.fixations, r.px_per_deg = read_fixations(folder / "fixations.csv", width, height, warnings)
+    table = read_fixation_table(folder / "fixations.csv", width, height, warnings, dropped)
+    r.fixations, r.px_per_deg = table.fixations, table.median_px_per_deg
+    r.fixation_px_per_deg, r.fixation_shown_rect = table.px_per_deg, table.shown
 
     def optional(name: str) -> Path | None:
         path = folder / name
@@ -351,8 +505,7 @@ def read_reading(folder: Path, row: Row, label_columns: list[str], warnings: lis
         r.words = read_words(path, warnings)
     if path := optional("transcription.txt"):
         r.transcription = path.read_text(encoding="utf-8", errors="replace").strip()
-    r.fixations.sort(key=lambda f: f.t)
-    r.t0_audio_s = shift_times(r.fixations, r.words)
+    r.t0_audio_s = shift_times(r.fixations, r.words)  # already in time order
     if gaze_csv is not None and gaze_csv.is_file():
         r.gaze_csv = str(gaze_csv.resolve())
     return r
@@ -372,6 +525,8 @@ def cases_from_readings(readings: list[Reading], image_path: Callable[[Reading],
             "subject_id": first.subject_id,
             "mimic_image": first.image,
             "px_per_deg": first.px_per_deg,
+            "fixation_px_per_deg": first.fixation_px_per_deg,
+            "fixation_shown_rect": first.fixation_shown_rect,
             "chest_box": first.chest_box,
             "word_timestamps": first.words,
             "t0_audio_s": first.t0_audio_s,
@@ -386,6 +541,8 @@ def cases_from_readings(readings: list[Reading], image_path: Callable[[Reading],
                     "boxes": [vars(b) for b in o.boxes],
                     "report": o.transcription,
                     "px_per_deg": o.px_per_deg,
+                    "fixation_px_per_deg": o.fixation_px_per_deg,
+                    "fixation_shown_rect": o.fixation_shown_rect,
                     "t0_audio_s": o.t0_audio_s,
                     "gaze_csv": o.gaze_csv,
                 }
@@ -436,12 +593,14 @@ def read_reflacx(root: str | Path, *, images: str | Path | None = None, phases: 
     if not files:
         raise DatasetError(f"{root}: no main_data/metadata_phase_{{1,2,3}}.csv found (is this a REFLACX folder?)")
     warnings: list[str] = []
+    dropped: dict[str, int] = {}
     readings = []
     for path in files:
-        rows, label_columns = metadata_rows(path, warnings)
+        rows, label_columns = metadata_rows(path, warnings, dropped)
         for row in rows:
             reading_id = row.text("id")
-            r = read_reading(main / reading_id, row, label_columns, warnings, gaze_csv=root / "gaze_data" / reading_id / "gaze.csv")
+            r = read_reading(main / reading_id, row, label_columns, warnings, gaze_csv=root / "gaze_data" / reading_id / "gaze.csv",
+                             dropped=dropped)
             if r is not None:
                 readings.append(r)
     resolver = ImageResolver(images)
@@ -449,4 +608,4 @@ def read_reflacx(root: str | Path, *, images: str | Path | None = None, phases: 
     missing = resolver.warning(len(cases))
     if missing:
         warnings.append(missing)
-    return CaseSource(NAME, cases, splits, False, warnings)
+    return CaseSource(NAME, cases, splits, False, warnings, dropped)

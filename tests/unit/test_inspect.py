@@ -88,13 +88,23 @@ def test_dataset_folders(capsys, folder, fmt, cases):
     assert code == 0 and s["format"] == fmt and s["cases"] == cases and s["with gaze"] == cases
     assert s["warnings"] == len(s["warning list"]) > 0
     assert {p["finding"] for p in s["prevalence"]} >= {"Cardiomegaly"}
+    assert s["dropped"] and all(isinstance(n, int) and n > 0 for n in s["dropped"].values())
 
 
 def test_dataset_table_lists_prevalence_and_warnings(capsys):
     code, out, _ = run_cli(capsys, str(FIXTURES / "reflacx"), "--warnings", "2")
     assert code == 0
     assert "format" in out and "reflacx" in out and "splits" in out and "train 1, val 1, test 0" in out
-    assert "Pleural Effusion" in out and "warnings (2 of 9 shown):" in out
+    assert "Pleural Effusion" in out and "warnings (2 of 11 shown):" in out
+    assert "left out by the reader (and why):" in out
+    assert "     2  readings REFLACX discarded (eye_tracking_data_discarded; no gaze or dictation)" in out
+
+
+def test_egd_table_says_calibration_screens_were_left_out(capsys):
+    code, out, _ = run_cli(capsys, str(FIXTURES / "egd_cxr"))
+    assert code == 0
+    assert "     1  EGD-CXR calibration screens (DICOM_ID = next image's id minus 5 characters)" in out
+    assert "     3  fixations off the image (X/Y_ORIGINAL < 0)" in out
 
 
 def test_bad_paths(capsys, tmp_path):

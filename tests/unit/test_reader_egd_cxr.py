@@ -1,4 +1,7 @@
-"""EGD-CXR reader on the hand-written fixture (multi-line indication, truncated DICOM_ID, -1 points, bad rows)."""
+"""EGD-CXR reader on the hand-written fixture shaped like the published files: all 37 Gazepoint columns,
+``Time = FPOGS + FPOGD`` on the per-image clock, a calibration screen saved as the next image's id minus its
+last 5 characters (screen pixels), off-image points of -1, -2 and -3 (the -1 scaled by the image size), a
+multi-line indication and a few malformed rows."""
 
 from __future__ import annotations
 
@@ -9,11 +12,11 @@ import numpy as np
 import pytest
 
 from models.datasets.base import DatasetError
-from models.datasets.egd_cxr import DicomIdMatcher, read_egd_cxr
+from models.datasets.egd_cxr import calibration_owner, read_egd_cxr, read_fixations
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "egd_cxr"
 E1 = "e1a2b3c4-d5e6f7a8-b9c0d1e2-f3a4b5c6-d7e8f9a0"
-E2 = "e2b3c4d5-e6f7a8b9-c0d1e2f3-a4b5c6d7-e8f9a0b1"  # truncated to 31 characters in fixations.csv
+E2 = "e2b3c4d5-e6f7a8b9-c0d1e2f3-a4b5c6d7-e8f9a0b1"  # the 20th image: a calibration screen comes before it
 E3 = "e3c4d5e6-f7a8b9c0-d1e2f3a4-b5c6d7e8-f9a0b1c2"
 
 
@@ -44,32 +47,49 @@ def test_chx_columns_become_findings(source):
     assert any("master_sheet.csv:6: column 'pneumonia__chx'" in w for w in source.warnings)
 
 
-def test_fixations_onset_clock_and_dropped_rows(source):
+def test_fixations_keep_the_per_image_clock_and_drop_off_image_rows(source):
     fix = source.by_id()[E1].fixations
-    # FPOGS moved onto the image-onset clock: median(FPOGS + FPOGD - Time) = 1013.963 s.
     assert [(f.x, f.y) for f in fix] == [(1250.0, 1570.0), (640.0, 950.0), (1960.0, 2150.0)]
-    np.testing.assert_allclose([f.t for f in fix], [0.245, 0.538, 1.208], atol=1e-6)
-    np.testing.assert_allclose([f.duration for f in fix], [0.288, 0.361, 0.445])
+    np.testing.assert_allclose([f.t for f in fix], [0.12389, 0.45210, 1.15031])  # FPOGS as it is
+    np.testing.assert_allclose([f.duration for f in fix], [0.28761, 0.36133, 0.44524])
     path = str(FIXTURE / "fixations.csv")
-    assert f"{path}:7: negative duration FPOGD = -0.05; row skipped" in source.warnings
-    assert f"{path}:8: column 'X_ORIGINAL': expected a number, got 'abc'; row skipped" in source.warnings
-    assert f"{path}: dropped 1 of 13 fixations off the image (X_ORIGINAL/Y_ORIGINAL = -1)" in source.warnings
-    assert any("'calibration_image' matches no master_sheet dicom_id" in w for w in source.warnings)
+    assert f"{path}:6: negative duration FPOGD = -0.05; row skipped" in source.warnings
+    assert f"{path}:7: column 'X_ORIGINAL': expected a number, got 'abc'; row skipped" in source.warnings
+    # -2 (E1), -3 (E2) and a -1 y only (E3): every negative value is off the image, whatever the scale.
+    assert f"{path}: dropped 3 of 15 fixations off the image (X_ORIGINAL/Y_ORIGINAL < 0)" in source.warnings
+    assert source.dropped["fixations off the image (X/Y_ORIGINAL < 0)"] == 3
+    assert source.dropped["malformed fixation rows"] == 2
+    assert [(f.x, f.y) for f in source.by_id()[E3].fixations] == [(1420.0, 610.0), (880.0, 1010.0)]
 
 
-def test_truncated_dicom_id_matched_by_prefix(source):
+def test_calibration_screen_is_never_joined_to_an_image(source):
     fix = source.by_id()[E2].fixations
-    assert [(f.x, f.y) for f in fix] == [(1530.0, 1240.0), (560.0, 820.0), (2310.0, 1740.0)]  # 2 truncated + 1 full
-    assert any(f"truncated DICOM_ID '{E2[:31]}' matched to '{E2}'" in w for w in source.warnings)
+    assert [(f.x, f.y) for f in fix] == [(1530.0, 1240.0), (560.0, 820.0), (2310.0, 1740.0)]  # no (958, 545)
+    assert source.dropped["EGD-CXR calibration screens (DICOM_ID = next image's id minus 5 characters)"] == 1
+    assert any("2 rows of 1 calibration screens" in w for w in source.warnings)
+    calibration: list[dict] = []
+    read_fixations(FIXTURE / "fixations.csv", [E1, E2, E3], [], calibration=calibration)
+    assert calibration == [{"id": E2[:-5], "before": E2, "x": 962.0, "y": 538.0, "fpogx": 0.50104, "fpogy": 0.49815}]
 
 
-def test_prefix_matcher_refuses_ambiguous_and_unknown():
-    warnings: list[str] = []
-    match = DicomIdMatcher(["abc-1", "abc-2", "xyz-9"], Path("fixations.csv"), warnings)
-    assert match("abc-1") == "abc-1" and match("xyz") == "xyz-9"
-    assert match("abc") is None and match("nope") is None and match("") is None
-    assert len(warnings) == 4  # one per distinct id: xyz, abc, nope, ""
-    assert match("abc") is None and len(warnings) == 4  # cached, not warned twice
+def test_calibration_owner_needs_exactly_the_five_missing_characters():
+    ids = [E1, E2, E3]
+    assert calibration_owner(E2[:-5], ids) == E2
+    assert calibration_owner(E2[:-4], ids) is None and calibration_owner(E2[:-6], ids) is None
+    assert calibration_owner("", ids) is None and calibration_owner("e2b3", ids) is None
+
+
+def test_unknown_ids_are_counted_not_joined(tmp_path):
+    root = tmp_path / "egd"
+    shutil.copytree(FIXTURE, root)
+    lines = (root / "fixations.csv").read_text().splitlines()
+    lines.append(lines[1].replace(E1, "ffffffff-0000-1111-2222-333333333333"))
+    lines.append(lines[2].replace(E1, E1[:20]))  # a prefix, but not the calibration shape
+    (root / "fixations.csv").write_text("\n".join(lines) + "\n")
+    src = read_egd_cxr(root)
+    assert len(src.by_id()[E1].fixations) == 3
+    assert src.dropped["fixation rows of a DICOM_ID in no master_sheet.csv row"] == 2
+    assert any("neither in master_sheet.csv nor a calibration screen" in w for w in src.warnings)
 
 
 def test_anatomy_boxes_and_transcripts(source):
@@ -88,7 +108,7 @@ def test_image_size_from_header_drops_points_outside(tmp_path):
 
     images = tmp_path / "flat"
     images.mkdir()
-    Image.new("L", (1900, 2200)).save(images / f"{E1}.png")  # narrower than the gaze extent on purpose
+    Image.new("L", (1900, 2200)).save(images / f"{E1}.png")  # smaller than the gaze extent on purpose
     src = read_egd_cxr(FIXTURE, images=images)
     e1 = src.by_id()[E1]
     assert e1.image.path == str((images / f"{E1}.png").resolve())

@@ -1,4 +1,7 @@
-"""MIMIC-Eye reader on the hand-written fixture (index columns, merged REFLACX phases, REFLACX + EGD-CXR overlap)."""
+"""MIMIC-Eye reader on the hand-written fixture in the builder's real layout: ``REFLACX/main_data/<id>/``,
+``REFLACX/gaze_data/<id>/gaze.csv``, one ``REFLACX/metadata.csv`` for all phases (labels as floats, blank where a
+phase did not ask), ``EyeGaze/{master_sheet,fixations,eye_gaze,bounding_boxes}.csv``, ``CXR-JPG/`` tables and
+``CXR-DICOM/s<study>.txt``; every table with a leading pandas index column; REFLACX + EGD-CXR overlap."""
 
 from __future__ import annotations
 
@@ -76,3 +79,20 @@ def test_images_found_in_patient_folder(tmp_path):
 def test_not_a_mimic_eye_folder(tmp_path):
     with pytest.raises(DatasetError, match="no patient_<subject_id>/ folders"):
         read_mimic_eye(tmp_path)
+
+
+def test_real_layout_main_data_gaze_data_and_discarded_reading(source):
+    case = source.by_id()[M1]
+    patient = FIXTURE / "patient_16004941" / "REFLACX"
+    assert case.extra["gaze_csv"] == str((patient / "gaze_data" / "P209R358761" / "gaze.csv").resolve())
+    assert case.extra["fixation_px_per_deg"][0] == [59.0, 59.0]
+    # P209R901122 is discarded: its main_data folder holds only the chest box and the ellipses.
+    assert sorted(p.name for p in (patient / "main_data" / "P209R901122").iterdir()) == [
+        "anomaly_location_ellipses.csv", "chest_bounding_box.csv"]
+    assert "P209R901122" not in case.readers
+    assert source.dropped["readings REFLACX discarded (eye_tracking_data_discarded; no gaze or dictation)"] == 1
+
+
+def test_egd_times_are_the_per_image_clock(source):
+    fix = source.by_id()[M2].fixations
+    assert [round(f.t, 3) for f in fix] == [0.35, 1.55] and [f.duration for f in fix] == [0.25, 0.35]

@@ -1,4 +1,7 @@
-"""REFLACX reader on the hand-written fixture (published layout, CRLF line ends, malformed rows included)."""
+"""REFLACX reader on the hand-written fixture shaped like the published files: CRLF line ends, per-fixation
+angular resolution that halves when the reader zooms 2x, fixations just outside the image (kept within 0.5
+degrees, as REFLACX's filter does) and outside what was shown (dropped), ellipses with the ``Other`` column and
+certainty 1-5, a discarded reading whose folder holds only the chest box and ellipses, malformed rows."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.datasets.base import DatasetError
-from models.datasets.reflacx import read_gaze, read_reflacx
+from models.datasets.reflacx import keep_fixation, read_gaze, read_reflacx, reflacx_heatmap
 from models.schema import Case, save_case, load_case
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reflacx"
@@ -25,7 +28,9 @@ def source():
 def test_one_case_per_dicom_and_discarded_rows_dropped(source):
     ids = [c.id for c in source.cases]
     assert ids == [A, B]
-    assert C not in ids
+    assert C not in ids  # its folder exists (chest box and ellipses only) but the reading is discarded
+    assert (FIXTURE / "main_data" / "P103R441288" / "chest_bounding_box.csv").is_file()
+    assert source.dropped["readings REFLACX discarded (eye_tracking_data_discarded; no gaze or dictation)"] == 2
     assert source.splits == {"train": [A], "val": [B], "test": []}  # "validate" -> "val"
 
 
@@ -48,16 +53,53 @@ def test_fixations_durations_times_and_dropped_rows(source):
         (1270.0, 1530.0, 0.0, 0.26),
         (1205.0, 1012.0, 0.312, 0.278),
         (1850.0, 2420.0, 0.64, 0.325),
+        (2544.0, 1500.0, 1.01, 0.16),  # 16 px = 0.28 degrees right of the image: kept, onto the edge
         (640.0, 2380.0, 1.21, 0.32),
-        (1300.0, 2100.0, 1.85, 0.5),
+        (1300.0, 2100.0, 1.85, 0.5),  # while zoomed 2x
     ]
     assert case.extra["t0_audio_s"] == pytest.approx(-0.05)
     assert case.extra["word_timestamps"][0] == ["Small", pytest.approx(0.57), pytest.approx(0.85)]
-    assert case.extra["px_per_deg"] == pytest.approx(57.5)
+    # Pixels per degree per fixation: it halves while zoomed, so no single value describes the reading.
+    assert case.extra["fixation_px_per_deg"][0] == [57.6172, 57.5219]
+    assert case.extra["fixation_px_per_deg"][5] == [28.8086, 28.761]
+    assert case.extra["fixation_shown_rect"][5] == [636.0, 764.0, 1908.0, 2292.0]
+    assert len(case.extra["fixation_px_per_deg"]) == len(case.extra["fixation_shown_rect"]) == len(case.fixations)
+    assert case.extra["px_per_deg"] == pytest.approx(57.569, abs=1e-3)
     fix_file = str(FIXTURE / "main_data" / "P102R108387" / "fixations.csv")
     assert f"{fix_file}:7: column 'x_position': expected a number, got 'abc'; row skipped" in source.warnings
     assert any(w.startswith(f"{fix_file}:8: negative duration") for w in source.warnings)
-    assert f"{fix_file}: dropped 1 of 8 fixations outside the 2544x3056 image" in source.warnings
+    # 1.8 degrees right of the image, and 1.25 degrees left of the zoomed-in part that was shown.
+    assert f"{fix_file}: dropped 2 of 10 fixations more than 0.5 degrees outside the image shown (or at the buttons)" in source.warnings
+    assert source.dropped["fixations off the shown image (more than 0.5 degrees out, or at the buttons)"] == 2
+    assert f"{fix_file}: 1 fixations within 0.5 degrees outside the image moved onto its edge" in source.warnings
+
+
+def test_keep_fixation_follows_the_reflacx_filter():
+    shown, screen, ppd = (0.0, 0.0, 2544.0, 3056.0), (590.0, 0.0, 1886.0, 1557.0), (57.6, 57.5)
+    assert keep_fixation(1000, 1000, 2544, 3056, ppd, shown, screen)
+    assert keep_fixation(2544 + 0.49 * 57.6, 1500, 2544, 3056, ppd, shown, screen)
+    assert not keep_fixation(2544 + 0.51 * 57.6, 1500, 2544, 3056, ppd, shown, screen)
+    assert not keep_fixation(-0.3 * 57.6, 1500, 2544, 3056, None, shown, screen)  # outside, no resolution: dropped
+    # Near the button panel (screen 10,933-650,1122): dropped even within 0.5 degrees of the image.
+    assert not keep_fixation(-10.0, 2200, 2544, 3056, ppd, shown, screen)
+    # Without the rectangle columns: the image rectangle and the same 0.5 degrees.
+    assert keep_fixation(-0.4 * 57.6, 10, 2544, 3056, ppd, None, None)
+    assert not keep_fixation(-0.6 * 57.6, 10, 2544, 3056, ppd, None, None)
+
+
+def test_reflacx_heatmap_uses_each_fixations_own_sigma_and_the_shown_rectangle():
+    from models.schema import Fixation
+
+    fix = [Fixation(500, 500, 0.0, 0.4), Fixation(1500, 500, 0.5, 0.2)]
+    ppd = [[50.0, 50.0], [100.0, 100.0]]
+    full = reflacx_heatmap(fix, ppd, [None, None], 2000, 1000, shape=(100, 200))
+    assert full.shape == (100, 200) and full.sum() == pytest.approx(1.0)
+    # Duration-weighted peaks with sigma 50 vs 100 px: peak ratio = (0.4 / 50^2) / (0.2 / 100^2) = 8.
+    assert full[50, 50] / full[50, 150] == pytest.approx(8.0, rel=0.02)
+    # The second fixation was made while only the left half was shown: it adds nothing on the right.
+    clipped = reflacx_heatmap(fix, ppd, [None, [0, 0, 1000, 1000]], 2000, 1000, shape=(100, 200))
+    assert clipped[:, 100:].sum() < 1e-9 < full[:, 100:].sum() and clipped.sum() == pytest.approx(1.0)
+    assert reflacx_heatmap([], [], [], 20, 10).sum() == 0
 
 
 def test_labels_map_to_chexpert_with_certainty_threshold(source):
@@ -88,6 +130,8 @@ def test_ellipses_become_boxes_or_extra(source):
     ell = str(FIXTURE / "main_data" / "P102R108387" / "anomaly_location_ellipses.csv")
     assert f"{ell}:7: column 'certainty': expected a number, got 'high'; row skipped" in source.warnings
     assert f"{ell}:8: no label is True for this ellipse; row skipped" in source.warnings
+    assert f"{ell}:10: column 'certainty': an ellipse's certainty runs 1-5, got 0; row skipped" in source.warnings
+    assert other[2] == {"labels": ["Other"], "certainty": 3.0, "xyxy": [1800.0, 300.0, 2300.0, 900.0]}  # the Other column
     phase3 = source.by_id()[B]
     assert sorted(b.finding for b in phase3.boxes) == ["Atelectasis", "Consolidation"]
 
@@ -126,8 +170,10 @@ def test_phase_filter_and_missing_files(tmp_path):
     root = tmp_path / "reflacx"
     shutil.copytree(FIXTURE, root)
     (root / "main_data" / "P300R512118" / "fixations.csv").unlink()
-    with pytest.raises(DatasetError, match=r"P300R512118/fixations.csv: no such file"):
-        read_reflacx(root)
+    src = read_reflacx(root)  # a reading without fixations is left out with a warning, not fatal
+    assert [c.id for c in src.cases] == [A]
+    assert src.dropped["readings without fixations.csv"] == 1
+    assert any("P300R512118/fixations.csv: no such file" in w for w in src.warnings)
     with pytest.raises(DatasetError, match="metadata_phase"):
         read_reflacx(tmp_path / "empty")
 
