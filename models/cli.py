@@ -22,6 +22,7 @@ COMMANDS = {
     "inspect": ("models.commands.inspect", "Summarise an image, a case JSON or a dataset"),
     "overlay": ("models.commands.overlay", "Render an image with fixations, heatmap and boxes to PNG"),
     "predict": ("models.commands.predict", "Run the models on one image (or one server task's part of them)"),
+    "gaze": ("models.commands.gaze", "Import eye-tracking recordings made elsewhere (gaze import)"),
 }
 ENTRY_POINTS = "gazelabel.commands"
 
