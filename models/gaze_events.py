@@ -21,38 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.fixation_detection import METHODS, detect_fixations_array
 from models.schema import Fixation
-
-METHODS = ("ivt", "idt")
-
-
-def _grid(samples: np.ndarray, sampling_rate: float | None) -> tuple[np.ndarray, float, float]:
-    """Uniform-grid ``(M, 2)`` x, y (NaN where no sample), the first time and the sample interval (s)."""
-    t = samples[:, 0]
-    if sampling_rate is None:
-        steps = np.diff(t)
-        steps = steps[steps > 0]
-        if not len(steps):
-            raise ValueError("samples: cannot infer the sampling rate (all timestamps equal); pass sampling_rate")
-        dt = float(np.median(steps))
-    else:
-        if sampling_rate <= 0:
-            raise ValueError(f"sampling_rate must be > 0 Hz, got {sampling_rate}")
-        dt = 1.0 / float(sampling_rate)
-    index = np.rint((t - t[0]) / dt).astype(np.int64)
-    grid = np.full((int(index[-1]) + 1, 2), np.nan)
-    grid[index] = samples[:, 1:3]
-    return grid, float(t[0]), dt
-
-
-def _velocity(positions_deg: np.ndarray, rate: float, window_ms: float) -> np.ndarray:
-    from pymovements.transforms.numpy import pos2vel
-
-    window = max(3, int(round(window_ms / 1000.0 * rate)) | 1)  # odd, at least 3 samples
-    window = min(window, len(positions_deg) - (1 - len(positions_deg) % 2))
-    if window < 3:
-        return np.full_like(positions_deg, np.nan)
-    return pos2vel(positions_deg, sampling_rate=rate, method="savitzky_golay", window_length=window, polyorder=min(2, window - 1))
 
 
 def detect_fixations(
@@ -85,42 +55,11 @@ def detect_fixations(
     Raises:
         ValueError: bad shape, method or parameter.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not px_per_deg or px_per_deg <= 0:
-        raise ValueError(f"px_per_deg must be > 0, got {px_per_deg}")
-    if minimum_duration_ms <= 0:
-        raise ValueError(f"minimum_duration_ms must be > 0, got {minimum_duration_ms}")
-    samples = np.asarray(samples, dtype=np.float64)
-    if samples.ndim != 2 or samples.shape[1] != 3:
-        raise ValueError(f"samples must be an (N, 3) array of t, x, y; got shape {samples.shape}")
-    samples = samples[np.isfinite(samples[:, 0])]
-    samples = samples[np.argsort(samples[:, 0], kind="stable")]
-    if np.isfinite(samples[:, 1:]).all(axis=1).sum() < 3:
-        return []
-    grid, t0, dt = _grid(samples, sampling_rate)
-    rate = 1.0 / dt
-    min_samples = max(2, int(round(minimum_duration_ms / 1000.0 / dt)))
-    steps = np.arange(len(grid), dtype=np.int64)
-    positions_deg = grid / float(px_per_deg)
-
-    from pymovements.events import idt, ivt
-
-    if method == "ivt":
-        velocities = _velocity(positions_deg, rate, velocity_window_ms)
-        events = ivt(velocities, timesteps=steps, minimum_duration=min_samples - 1, velocity_threshold=velocity_threshold)
-    else:
-        events = idt(positions_deg, timesteps=steps, minimum_duration=min_samples, dispersion_threshold=dispersion_threshold)
-
-    fixations = []
-    for onset, offset in events.frame.select(["onset", "offset"]).iter_rows():
-        block = grid[int(onset) : int(offset) + 1]
-        valid = block[np.isfinite(block).all(axis=1)]
-        if not len(valid):
-            continue
-        x, y = valid.mean(axis=0)
-        fixations.append(Fixation(float(x), float(y), t0 + int(onset) * dt, (int(offset) - int(onset) + 1) * dt))
-    return fixations
+    rows = detect_fixations_array(samples, method=method, px_per_deg=px_per_deg,
+                                  velocity_threshold=velocity_threshold, dispersion_threshold=dispersion_threshold,
+                                  minimum_duration_ms=minimum_duration_ms, sampling_rate=sampling_rate,
+                                  velocity_window_ms=velocity_window_ms)
+    return [Fixation(float(x), float(y), float(t), float(d)) for x, y, t, d in rows]
 
 
 def fixations_from_gaze_csv(path: str | Path, *, method: str = "ivt", px_per_deg: float | None = None, **kwargs) -> list[Fixation]:

@@ -3,7 +3,7 @@
 Serves four infer tasks on 2D radiographs (``gaze_classifier``, ``scanpath``, ``report`` and ``pipeline``,
 each answering a ``models.schema`` Case under ``"case"`` and, for ``output=image``, the heatmap as a label
 image), three train tasks of the same names that retrain on the annotators' Case labels, an MC-dropout
-``uncertainty`` active-learning strategy (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
+``uncertainty`` and ``diverse`` active-learning strategies (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
 
 Studies are a local case store folder or a DICOMweb URL (CR/DX series, e.g. Orthanc). App conf keys
 (``--conf key value``): ``models_dir`` (default ``$GAZELABEL_HOME/models``), ``dicomweb_cache``.
@@ -27,6 +27,7 @@ from models.files import remove_partials
 from models.quiet import quiet_libraries
 from models.runtime import home
 from models.vocab import FINDINGS
+from monailabel_app.lib.activelearning.diverse import DiverseUncertaintyStrategy
 from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
 from models.families import FAMILIES
 from models.pipeline import TASKS
@@ -141,7 +142,8 @@ class GazeLabelApp(MONAILabelApp):
         return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()}
 
     def init_strategies(self):
-        return {"uncertainty": UncertaintyStrategy(self.models), "random": Random(), "first": First()}
+        return {"uncertainty": UncertaintyStrategy(self.models), "diverse": DiverseUncertaintyStrategy(self.models),
+                "random": Random(), "first": First()}
 
     def init_scoring_methods(self):
         return {"uncertainty": UncertaintyScoring(self.models)}

@@ -22,10 +22,12 @@ from GazeLabelLib import scene_io
 from GazeLabelLib.client import ServerError
 from GazeLabelLib.headless import HEATMAP_OPACITY, fit_with_margin, image_px_per_view_px
 from GazeLabelLib.image_io import ImageDecodeError
-from GazeLabelLib.session import AnnotationSession
+from GazeLabelLib.session import DEFAULT_SCREEN, AnnotationSession, parse_screen
 
 SETTINGS = "GazeLabel/"
 TRAIN_POLL_MS = 5000
+GAZE_PUMP_MS = 33  # map the samples that arrived about 30 times a second; LSL and the sockets buffer between
+GAZE_SOURCES = ("Lab Streaming Layer", "Gazepoint (127.0.0.1:4242)", "Tobii Pro", "Mouse (demo)")
 # Checklist state <-> CheXpert value: checked = confirmed, unchecked = rejected, partial = uncertain.
 CHECK_TO_VALUE = {int(qt.Qt.Checked): 1, int(qt.Qt.Unchecked): 0, int(qt.Qt.PartiallyChecked): -1}
 VALUE_TO_CHECK = {1: qt.Qt.Checked, 0: qt.Qt.Unchecked, -1: qt.Qt.PartiallyChecked, None: qt.Qt.Unchecked}
@@ -57,6 +59,8 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.playTimer.setSingleShot(True)
         self.trainTimer = qt.QTimer()
         self.trainTimer.setInterval(TRAIN_POLL_MS)
+        self.gazeTimer = qt.QTimer()
+        self.gazeTimer.setInterval(GAZE_PUMP_MS)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -87,12 +91,21 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.nextFixationButton.connect("clicked()", lambda: self._showFrame(self._playback().step()))
         self.playTimer.connect("timeout()", self._onPlayTick)
         self.trainTimer.connect("timeout()", self.onPollTraining)
+        self.ui.gazeSource.addItems(list(GAZE_SOURCES))
+        self.ui.gazeSource.currentIndex = int(settings.value(SETTINGS + "gazeSource", 0))
+        self.ui.annotatorName.text = settings.value(SETTINGS + "annotator", "")
+        self.ui.screenGeometry.text = settings.value(SETTINGS + "screen", DEFAULT_SCREEN)
+        self.ui.gazeButton.connect("toggled(bool)", self.onGazeToggled)
+        self.ui.readerCombo.connect("currentIndexChanged(int)", self.onReaderChosen)
+        self.gazeTimer.connect("timeout()", self.onGazeTick)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneClosed)
         self._updateButtons()
 
     def cleanup(self):
         self.playTimer.stop()
         self.trainTimer.stop()
+        self.gazeTimer.stop()
+        self.logic.stopGaze()
         self.removeObservers()
 
     def onSceneClosed(self, caller, event):
@@ -122,6 +135,8 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.trainButton.enabled = connected
         self.ui.addBoxButton.enabled = hasCase
         self.ui.playButton.enabled = hasCase
+        self.ui.gazeButton.enabled = loaded
+        self._refreshReaders()
 
     def _onAuthModeChanged(self, *_):
         mode = self.ui.authMode.currentIndex
@@ -180,7 +195,56 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.fixationLabel.text = f"{len(self._playback())} fixations, {self._playback().total_duration():.1f} s"
         self._updateButtons()
 
+    # ------------------------------------------------------------------ gaze capture
+    def onGazeToggled(self, on):
+        if not on:
+            self.gazeTimer.stop()
+            reading = self._run("stop gaze capture", self.logic.stopGaze)
+            if reading is not None:
+                self.ui.gazeIndicator.text = (f"Gaze: {len(reading.fixations)} fixations recorded "
+                                              f"({reading.n_samples} samples, {100 * reading.dropped_rate:.0f}% dropped)")
+            self._refreshReaders()
+            return
+        settings = qt.QSettings()
+        settings.setValue(SETTINGS + "gazeSource", self.ui.gazeSource.currentIndex)
+        settings.setValue(SETTINGS + "annotator", self.ui.annotatorName.text)
+        settings.setValue(SETTINGS + "screen", self.ui.screenGeometry.text)
+        started = self._run("start gaze capture", self.logic.startGaze, self.ui.gazeSource.currentIndex,
+                            self.ui.annotatorName.text, self.ui.screenGeometry.text)
+        if started is None:
+            self.ui.gazeButton.blockSignals(True)
+            self.ui.gazeButton.checked = False
+            self.ui.gazeButton.blockSignals(False)
+            return
+        self.gazeTimer.start()
+
+    def onGazeTick(self):
+        try:
+            self.logic.session.pump_gaze()
+        except Exception as e:  # a tracker error must not stop Slicer; show it and stop recording
+            logging.error("GazeLabel: gaze capture failed: %s", e)
+            self.ui.gazeButton.checked = False
+            return
+        status = self.logic.session.gaze_status
+        self.ui.gazeIndicator.text = ("\u25cf REC  " if status["recording"] else "") + status["text"]
+
+    def _refreshReaders(self):
+        names = self.logic.session.readers() if scene_io.find_role(slicer.mrmlScene, "case") is not None else []
+        self.ui.readerCombo.blockSignals(True)
+        self.ui.readerCombo.clear()
+        self.ui.readerCombo.addItems(["the case's fixations"] + names)
+        self.ui.readerCombo.blockSignals(False)
+
+    def onReaderChosen(self, index):
+        if index < 0:
+            return
+        reader = None if index == 0 else self.ui.readerCombo.itemText(index)
+        self._run("show reader", self.logic.session.show_reader, reader)
+        self.playback = None
+
     def onSave(self):
+        if self.ui.gazeButton.checked:
+            self.ui.gazeButton.checked = False  # the reading ends with the label
         if self._run("save label", self.logic.session.save_label) is not None:
             self.ui.statusLabel.text = f"Saved label for {self.logic.session.image_id}"
 
@@ -274,6 +338,55 @@ class GazeLabelLogic(ScriptedLoadableModuleLogic):
         if image_id is not None:
             self.showInViews()
         return image_id
+
+    def startGaze(self, source_index, annotator, screen_text):
+        """Start recording the annotator's gaze over the Red slice view (opt-in: only from the button)."""
+        from GazeLabelLib import capture
+
+        salt = self._installationSalt()
+        self.session.set_annotator(annotator, salt)
+        screen_px, screen_mm, distance_mm = parse_screen(screen_text)
+        source = (capture.LslSource, lambda: capture.GazepointSource("127.0.0.1", 4242), capture.TobiiSource,
+                  lambda: capture.MouseSource(self._mousePosition))[source_index]()
+        red = slicer.app.layoutManager().sliceWidget("Red")
+        view = red.sliceView()
+        image = scene_io.require_role(slicer.mrmlScene, "image")
+
+        def rect():
+            top_left = view.mapToGlobal(qt.QPoint(0, 0)) - view.screen().geometry.topLeft()
+            return (top_left.x(), top_left.y(), top_left.x() + view.width, top_left.y() + view.height)
+
+        timeline = capture.ViewTimeline()
+        self._stopObserving = timeline.observe_slice_view(red.mrmlSliceNode(), image, rect, lambda: view.devicePixelRatioF())
+        recorder = capture.GazeRecorder(source, timeline, screen_px=screen_px, screen_mm=screen_mm, distance_mm=distance_mm)
+        self.session.start_gaze(recorder)
+        return True
+
+    def stopGaze(self):
+        reading = self.session.stop_gaze()
+        stop = getattr(self, "_stopObserving", None)
+        if stop is not None:
+            stop()
+            self._stopObserving = None
+        return reading
+
+    def _mousePosition(self):
+        pos = qt.QCursor.pos()
+        screen = slicer.app.primaryScreen()
+        ratio = screen.devicePixelRatio
+        origin = screen.geometry.topLeft()
+        return ((pos.x() - origin.x()) * ratio, (pos.y() - origin.y()) * ratio)
+
+    def _installationSalt(self):
+        """A random per-installation secret (kept in Slicer's settings) keying the annotator pseudonyms."""
+        import secrets
+
+        settings = qt.QSettings()
+        salt = settings.value(SETTINGS + "annotatorSalt", "")
+        if not salt:
+            salt = secrets.token_hex(16)
+            settings.setValue(SETTINGS + "annotatorSalt", salt)
+        return salt
 
     def runPipeline(self, model):
         case = self.session.run_pipeline(model)

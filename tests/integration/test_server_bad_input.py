@@ -146,3 +146,13 @@ def test_bad_request_parameters_are_400(server_survives):
         assert response.json()["detail"].startswith("params")
     unknown = server_survives.post(f"/infer/no_such_model?image={image_id}")
     assert unknown.status_code == 404 and "no_such_model" in unknown.json()["detail"]
+
+
+def test_training_before_any_label_is_a_409_naming_what_is_missing(start_server):
+    """A synchronous training on a store without labels is the client's mistake (409), never a 500."""
+    server = start_server()
+    assert not list((server.store / "labels" / "final").glob("*.json"))
+    for task in ("gaze_classifier", "scanpath", "report"):
+        r = server.post(f"/train/{task}?run_sync=true", json={})
+        assert r.status_code == 409, (task, r.text)
+        assert "no final labels yet; save labels with PUT /datastore/label?tag=final" in r.json()["detail"]

@@ -24,6 +24,20 @@ MODULE_DIR = ROOT / "slicer_extension" / "GazeLabel"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
+# Lab Streaming Layer on loopback only, for every test that streams gaze: liblsl reads its configuration once,
+# when pylsl first loads, so it is set here, before any test can import pylsl (nothing leaves 127.0.0.1).
+if "pylsl" not in sys.modules and "LSLAPICFG" not in os.environ:
+    import tempfile
+
+    from GazeLabelLib.simulated_tracker import loopback_lsl
+
+    LSL_CONFIG = loopback_lsl(tempfile.mkdtemp(prefix="gazelabel-tests-lsl-"))
+
+# slicer-core's ``slicer/__init__`` imports every module of every ``slicer`` folder on sys.path, and pytest puts
+# ``tests/`` there, so this folder's test modules are imported while ``slicer`` loads. Loading it here, first,
+# keeps a test module that imports GazeLabelLib.headless from meeting a half-imported headless module.
+import slicer  # noqa: E402,F401
+
 
 def _integration_conftest():
     """``tests/integration/conftest.py`` under its own module name (conftests are not importable by name)."""

@@ -32,12 +32,22 @@ def stored_uncertainty(datastore, image_id: str, model: str, mc_samples: int) ->
 def score_image(models: ModelCache, datastore, image_id: str, mc_samples: int) -> float:
     """Compute an image's uncertainty and store it in the datastore's image info."""
     predictor = models.predictor("classifier")
-    value = float(predictor(read_image(datastore.get_image_uri(image_id)), mc_samples=mc_samples).uncertainty)
+    result = predictor(read_image(datastore.get_image_uri(image_id)), mc_samples=mc_samples)
+    value = float(result.uncertainty)
     datastore.update_image_info(image_id, {INFO_KEY: {
         "value": value, "mc_samples": mc_samples, "model": stamp_text(models.served(("classifier",))[0]),
         "ts": int(time.time()),
+        # the (mean MC) probabilities, findings in sorted name order: what the diverse strategy compares
+        "probs": [round(float(result.scores[f]), 6) for f in sorted(result.scores)],
     }})
     return value
+
+
+def stored_probs(datastore, image_id: str, model: str) -> list[float] | None:
+    """The stored finding probabilities of an image, if scored by this model."""
+    info = datastore.get_image_info(image_id).get(INFO_KEY) or {}
+    probs = info.get("probs")
+    return probs if info.get("model") == model and isinstance(probs, list) else None
 
 
 class UncertaintyStrategy(Strategy):

@@ -2,7 +2,11 @@
 
 An annotator's label supersedes the record of the same image, except that recorded gaze (fixations and
 other readers) comes from the record when the label has none: an annotation tool may save findings and
-boxes without the eye-tracking data it never saw.
+boxes without the eye-tracking data it never saw. When the label's fixations are the predicted scanpath that
+was on screen (:func:`models.recorded_gaze.fixations_are_predicted`), they stay, marked so, and the
+record's fixations join the readers (as ``record``): a model's scanpath is never passed off as a reader's,
+nor does it hide one. Annotators' own recorded readings (``readers`` of the label) are kept beside the
+record's.
 
 A label file that does not parse (written by another tool, or torn before writes were atomic) is moved to
 ``quarantine/`` with a logged warning, and the image counts as unlabelled: it never blocks a training.
@@ -12,7 +16,11 @@ from __future__ import annotations
 
 from models.datasets.base import DatasetError
 from models.datasets.store import CaseStore
+from models.recorded_gaze import fixations_are_predicted
 from models.schema import Case, CaseError
+
+
+RECORD_READER = "record"  # the reader key of a record's fixations when the label's own are a prediction
 
 
 class Records:
@@ -43,10 +51,14 @@ class Records:
             except FileNotFoundError:  # another request quarantined it first
                 pass
             return None
-        if not case.fixations:
-            record = self._load(image_id, prefer_label=False)
-            if record is not None and record.fixations:
-                case.fixations, case.readers = record.fixations, {**record.readers, **case.readers}
+        record = self._load(image_id, prefer_label=False) if (not case.fixations or fixations_are_predicted(case)) else None
+        if record is not None and not case.fixations:
+            case.fixations, case.readers = list(record.fixations), {**record.readers, **case.readers}
+        elif record is not None:
+            # The label's fixations are the predicted scanpath that was on screen: they stay (marked so by
+            # its prediction), and the record's human gaze joins the readers.
+            human = {RECORD_READER: list(record.fixations)} if record.fixations else {}
+            case.readers = {**human, **record.readers, **case.readers}
         return case
 
     def case(self, image_id: str) -> Case | None:

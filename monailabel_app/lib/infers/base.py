@@ -35,6 +35,7 @@ import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from models.imaging import read_image
+from models.recorded_gaze import recorded_readers
 from models.pipeline import GAZE_CHOICES, REPORT_MODES, RunError, RunOptions, Task
 from models.schema import Case
 from models.vocab import FINDINGS, canonical_finding
@@ -117,7 +118,8 @@ class GazeInferTask(InferTask):
         image = check_radiograph(read_image(path))
         record = self.record(image_id)
         pipeline = self.models.pipeline(self.task.families, required=self.required)
-        recorded = list(record.fixations) if record is not None and record.fixations else None
+        readers = recorded_readers(record) if record is not None else {}
+        recorded = list(next(iter(readers.values()))) if readers else None  # a person's gaze, never a saved prediction
         try:
             result = pipeline.run(image, case_id=image_id, families=self.task.families, options=options,
                                   recorded_gaze=recorded)

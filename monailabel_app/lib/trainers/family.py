@@ -4,7 +4,12 @@
 
 1. export the datastore's final labels (Case JSON; recorded gaze from the dataset record when the label has
    none; with ``include_records`` also the records of unlabelled images) as a temporary case store with
-   symlinked images and a train/val split;
+   symlinked images and a train/val split by image. The gaze the training learns from is the people's:
+   the annotators' readings recorded by the capture (label ``readers``) and the dataset's, pooled per image
+   (``gaze_readers`` "pooled", the default), one training case per reader ("per_reader") or none ("none");
+   predicted scanpaths saved with a label are not supervision unless ``use_predicted_gaze`` is true
+   (:func:`models.recorded_gaze.training_gaze`). How many cases carried recorded, only predicted or no gaze
+   is logged and kept in the stats;
 2. ``family.train`` (:mod:`models.families`) with the request's options, each a field of the family's config
    (``epochs``, ``size`` ...; an unknown one is refused with the accepted names);
 3. publish the result atomically into the models folder: the infer tasks pick it up on their next request;
@@ -21,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +36,10 @@ from models.datasets.base import hash_split
 from models.datasets.store import CaseStore
 from models.families import ModelFamily
 from models.files import atomic_json
+from models.recorded_gaze import GAZE_MODES, image_id_of, training_gaze
 from models.schema import Case, save_case
 
+from ...parsing import RequestError
 from ..configs.models import stamp_text
 from ..datastores.records import Records
 from .publish import publish
@@ -43,6 +51,12 @@ DEFAULTS = {
     "scanpath": {"epochs": 5, "size": 128, "batch_size": 8},
     "report": {"lm_epochs": 2, "g2r_epochs": 2},
 }
+
+
+class NothingToTrain(RequestError):
+    """A training asked for before there is anything to learn from (HTTP 409 for ``run_sync`` requests)."""
+
+    status = 409
 
 
 def finite(value: Any) -> Any:
@@ -88,7 +102,8 @@ def write_training_store(cases: list[Case], root: Path, synthetic: bool, val_fra
         os.symlink(image.resolve(), root / f"{case.id}{suffix}")
         case.image.path = f"{case.id}{suffix}"
         save_case(case, root / "cases" / f"{case.id}.json")
-        splits[hash_split(case.id, (1.0 - val_fraction, val_fraction, 0.0))].append(case.id)
+        # by image: the per-reader cases of one image stay in one split
+        splits[hash_split(image_id_of(case.id), (1.0 - val_fraction, val_fraction, 0.0))].append(case.id)
     if not splits["train"]:
         splits = {"train": splits["val"], "val": [], "test": []}
     atomic_json(root / "dataset.json", {"name": "gazelabel-datastore", "synthetic": synthetic, "splits": splits})
@@ -125,8 +140,18 @@ REQUEST_KEYS = ("model", "client_id", "name", "gpus", "local_rank")
 _GPUS = re.compile(r"all|\d{1,2}(,\d{1,2}){0,15}")
 
 
-def train_options(family: ModelFamily, request: dict) -> tuple[dict, bool, float]:
-    """``(family options, include_records, val_fraction)`` of a train request over the server's defaults.
+@dataclass(frozen=True)
+class ExportOptions:
+    """The request's options about which cases and which gaze a training gets (not the family's)."""
+
+    include_records: bool = False
+    val_fraction: float = 0.2
+    gaze_readers: str = "pooled"
+    use_predicted_gaze: bool = False
+
+
+def train_options(family: ModelFamily, request: dict) -> tuple[dict, ExportOptions]:
+    """``(family options, export options)`` of a train request over the server's defaults.
 
     Raises:
         ValueError: an option the family does not have, or a value of the wrong type (names it)."""
@@ -136,12 +161,17 @@ def train_options(family: ModelFamily, request: dict) -> tuple[dict, bool, float
     options = {**DEFAULTS[family.name], **{k: v for k, v in request.items() if k not in REQUEST_KEYS}}
     include_records = options.pop("include_records", False)
     val_fraction = options.pop("val_fraction", 0.2)
-    if not isinstance(include_records, bool):
-        raise ValueError(f"include_records: expected true or false, got {include_records!r}")
+    gaze_readers = options.pop("gaze_readers", "pooled")
+    use_predicted = options.pop("use_predicted_gaze", False)
+    for name, value in (("include_records", include_records), ("use_predicted_gaze", use_predicted)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction: must be a number in [0, 1), got {val_fraction!r}")
+    if gaze_readers not in GAZE_MODES:
+        raise ValueError(f"gaze_readers: must be one of {', '.join(GAZE_MODES)}, got {gaze_readers!r}")
     family.make_config(options)  # refuse unknown options and bad values now
-    return options, include_records, float(val_fraction)
+    return options, ExportOptions(include_records, float(val_fraction), gaze_readers, use_predicted)
 
 
 class FamilyTrainTask(TrainTask):
@@ -154,7 +184,7 @@ class FamilyTrainTask(TrainTask):
         self.records = records
 
     def config(self) -> dict[str, Any]:
-        return {**DEFAULTS[self.family.name], "include_records": False, "val_fraction": 0.2}
+        return {**DEFAULTS[self.family.name], **asdict(ExportOptions())}
 
     @property
     def stats_path(self) -> Path:
@@ -169,16 +199,21 @@ class FamilyTrainTask(TrainTask):
     def __call__(self, request: dict, datastore) -> dict[str, Any]:
         start = time.time()
         family = self.family
-        options, include_records, val_fraction = train_options(family, request)
-        cases = export_cases(datastore, self.records, include_records)
+        options, export = train_options(family, request)
+        cases = export_cases(datastore, self.records, export.include_records)
         if not cases:
-            raise ValueError(f"train {family.name}: no final labels yet; save labels with PUT /datastore/label?tag=final")
+            raise NothingToTrain(f"train {family.name}: no final labels yet; save labels with PUT /datastore/label?tag=final")
+        images = len(cases)
+        cases, gaze = training_gaze(cases, export.gaze_readers, family=family.name, use_predicted=export.use_predicted_gaze)
+        logger.info(f"train {family.name}: {images} images; gaze recorded {gaze['recorded']}, only predicted "
+                    f"{gaze['predicted']} ({'used' if export.use_predicted_gaze else 'not used'}), none {gaze['none']}; "
+                    f"gaze_readers={export.gaze_readers}, {len(cases)} training cases")
         synthetic = self.records.synthetic() or any(c.image.synthetic for c in cases)
         work = self.models_dir / ".training"
         work.mkdir(parents=True, exist_ok=True)
         clean_stale_training(work)
         with tempfile.TemporaryDirectory(dir=work, prefix=f"{family.name}-{os.getpid()}-") as tmp:
-            data = write_training_store(cases, Path(tmp) / "data", synthetic, val_fraction)
+            data = write_training_store(cases, Path(tmp) / "data", synthetic, export.val_fraction)
             out = Path(tmp) / "out" / family.artifact
             out.parent.mkdir()
             result = family.train(CaseStore(data).source(), out, family.make_config(options), log=logger.info)
@@ -188,7 +223,9 @@ class FamilyTrainTask(TrainTask):
             "total_time": f"{time.time() - start:.1f}s",
             "seconds": time.time() - start,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "cases": len(cases),
+            "cases": images,
+            "training_cases": len(cases),
+            "gaze": {**gaze, "gaze_readers": export.gaze_readers, "use_predicted_gaze": export.use_predicted_gaze},
             "synthetic": synthetic,
             "model": stamp_text(family.stamp(self.models_dir)),
             "metrics": finite(result.metrics),

@@ -60,6 +60,69 @@ def fixation_density(fixations: list[dict], shape: tuple[int, int], sigma_fracti
     return out / out.max()
 
 
+DEFAULT_SCREEN = "1920x1080 px, 527x296 mm, 650 mm"
+
+
+def parse_screen(text: str):
+    """The screen geometry setting, ``"1920x1080 px, 527x296 mm, 650 mm"`` -> ``((1920, 1080), (527.0, 296.0),
+    650.0)`` (pixels, visible size in mm, eye-to-screen distance in mm); ValueError naming the part."""
+    from .screen import parse_size
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 3 or not parts[0].endswith("px") or not parts[1].endswith("mm") or not parts[2].endswith("mm"):
+        raise ValueError(f"screen: expected 'WxH px, WxH mm, D mm' (e.g. {DEFAULT_SCREEN!r}), got {text!r}")
+    w, h = parse_size(parts[0][:-2].strip(), "screen pixels")
+    mm = parse_size(parts[1][:-2].strip(), "screen size in mm", integer=False)
+    try:
+        distance = float(parts[2][:-2].strip())
+    except ValueError:
+        distance = -1.0
+    if not distance > 0:
+        raise ValueError(f"screen: the viewing distance must be a number of mm > 0, got {parts[2]!r}")
+    return (int(w), int(h)), (float(mm[0]), float(mm[1])), distance
+
+
+def reading_record(reading) -> dict:
+    """What a label keeps of a recorded reading beside its fixations (``extra["gaze_capture"][<annotator>]``):
+    source, settings, counts, rate, latency, and the raw samples and view states as a sidecar (gzip JSON,
+    base64) that ``capture.Reading.from_sidecar`` reads back."""
+    import base64
+
+    return {
+        "source": reading.source,
+        "settings": reading.settings,
+        "samples": reading.n_samples,
+        "dropped": dict(reading.dropped),
+        "sampling_rate_hz": reading.sampling_rate_hz,
+        "latency_ms": dict(reading.latency_ms),
+        "disconnects": reading.disconnects,
+        "views": len(reading.views),
+        "sidecar": {"encoding": "gzip+base64", "data": base64.b64encode(reading.sidecar_bytes()).decode("ascii")},
+    }
+
+
+def sidecar_of(record: dict):
+    """The ``capture.Reading`` inside a label's gaze-capture record (see :func:`reading_record`)."""
+    import base64
+
+    from .capture import Reading
+
+    sidecar = (record or {}).get("sidecar") or {}
+    if sidecar.get("encoding") != "gzip+base64":
+        raise ValueError(f"gaze_capture.sidecar.encoding: expected 'gzip+base64', got {sidecar.get('encoding')!r}")
+    return Reading.from_sidecar(base64.b64decode(sidecar.get("data") or ""))
+
+
+def annotator_id(name: str, salt: str) -> str:
+    """``"annotator-<12 hex>"``: a keyed hash of the annotator's name (HMAC-SHA256 with the installation's
+    salt), so labels carry a stable pseudonym, never the name."""
+    import hashlib
+    import hmac
+
+    digest = hmac.new(salt.encode("utf-8"), name.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"annotator-{digest[:12]}"
+
+
 class AnnotationSession:
     """One annotator's loop against one server, drawing into ``scene``.
 
@@ -75,6 +138,11 @@ class AnnotationSession:
         self.image_id: str | None = None
         self.heatmap_source: str | None = None  # "server" or "fixations"
         self.last_result: dict = {}  # the last inference reply without its case: synthetic, models, heatmap, seconds
+        self.annotator_id: str | None = None  # pseudonymous reader key for recorded gaze (see annotator_id())
+        self.recorder = None  # a capture.GazeRecorder while the annotator's gaze is recorded (opt-in)
+        self.readings: dict = {}  # annotator id -> capture.Reading of the current image, saved with the label
+        self.shown_reader: str | None = None  # whose recorded fixations the scene shows instead of the case's
+        self._case_fixations: list[dict] | None = None
 
     # ------------------------------------------------------------------ server
     def connect(self, server_url: str, *, token: str | None = None, username: str | None = None,
@@ -127,6 +195,9 @@ class AnnotationSession:
         if heatmap is not None:
             self.scene.RemoveNode(heatmap)
         scene_io.image_volume(self.scene, decoded.array, decoded.spacing_mm)
+        if self.recorder is not None:
+            self.stop_gaze()  # a reading belongs to one image
+        self.readings, self.shown_reader, self._case_fixations = {}, None, None
         self.reset()
         self.image_id = image_id
 
@@ -163,6 +234,14 @@ class AnnotationSession:
             self.heatmap_source = "fixations"
         scene_io.heatmap_volume(self.scene, heat)
 
+    def show_case(self, case: dict) -> None:
+        """Show a Case dict (e.g. a saved label read back) on the loaded image, without running a model."""
+        self._require_image()
+        if case.get("id") != self.image_id:
+            raise ValueError(f"case {case.get('id')!r} is not the loaded image {self.image_id!r}")
+        scene_io.case_to_scene(self.scene, case)
+        self.shown_reader, self._case_fixations = None, None
+
     def reset(self) -> None:
         """Forget the current image (the scene was closed); the connection stays."""
         self.image_id = None
@@ -198,12 +277,91 @@ class AnnotationSession:
         return scene_io.scene_to_case(self.scene)
 
     def save_label(self, tag: str = "final") -> dict:
-        """Upload the edited case as the image's ``tag`` label."""
+        """Upload the edited case as the image's ``tag`` label, with every gaze reading recorded on this
+        image as one more reader (``readers[<annotator id>]``: fixations in original pixels and seconds) and
+        its raw samples and view states as a compressed sidecar (``extra["gaze_capture"][<annotator id>]``)."""
         image_id = self._require_image()
+        if self.recorder is not None:
+            self.stop_gaze()
         case = self.current_case()
         if case.get("id") != image_id:
             raise ServerError(f"the scene shows case {case.get('id')!r} but the loaded image is {image_id!r}")
+        if self.shown_reader is not None and self._case_fixations is not None:
+            case["fixations"] = self._case_fixations  # the scene shows a reader's playback, not the case's gaze
+        for annotator, reading in self.readings.items():
+            fixations = reading.reader_fixations()
+            if not fixations:
+                continue
+            case.setdefault("readers", {})[annotator] = fixations
+            case.setdefault("extra", {}).setdefault("gaze_capture", {})[annotator] = reading_record(reading)
         return self._require_client().save_label(image_id, case, tag=tag)
+
+    # ------------------------------------------------------------------ gaze capture
+    def set_annotator(self, name: str, salt: str) -> str:
+        """Use a pseudonymous reader key for ``name``: the same person gets the same key on every label of
+        this installation (``salt``: a per-installation secret, e.g. from the extension's settings); the name
+        itself is never sent."""
+        if not name.strip() or not salt:
+            raise ValueError("annotator: a name and the installation's salt are needed for a pseudonymous id")
+        self.annotator_id = annotator_id(name, salt)
+        return self.annotator_id
+
+    def start_gaze(self, recorder) -> None:
+        """Start recording the annotator's gaze on the current image with ``recorder`` (a
+        ``capture.GazeRecorder`` over the chosen source). Opt-in: nothing records until this is called, and
+        ``gaze_status`` says that it does."""
+        self._require_image()
+        if self.annotator_id is None:
+            raise ValueError("gaze capture: set the annotator first (set_annotator), so the reading has a reader key")
+        if self.recorder is not None:
+            raise ValueError("gaze capture: already recording; stop it first")
+        recorder.start()
+        self.recorder = recorder
+
+    def pump_gaze(self) -> None:
+        """Map the samples that arrived since the last call (the widget calls this from a timer)."""
+        if self.recorder is not None:
+            self.recorder.pump()
+
+    def stop_gaze(self):
+        """Stop recording; the reading is kept for this image's label (a second reading by the same annotator
+        replaces the first) and returned."""
+        if self.recorder is None:
+            return None
+        recorder, self.recorder = self.recorder, None
+        reading = recorder.stop()
+        self.readings[self.annotator_id] = reading
+        return reading
+
+    @property
+    def gaze_status(self) -> dict:
+        """For the live indicator: recording or not, the source, whether it is connected, samples per second."""
+        if self.recorder is None:
+            return {"recording": False, "text": "Gaze: not recording"}
+        live = self.recorder.live
+        return {"recording": True, "connected": live.connected, "samples_per_s": live.samples_per_s,
+                "samples": live.samples, "dropped": live.dropped, "source": live.source, "text": str(live)}
+
+    def show_reader(self, reader: str | None) -> list[dict]:
+        """Show a recorded reader's fixations in place of the case's (None: back to the case's), so that
+        playback replays a recorded reading like a predicted one. Returns the fixations shown."""
+        if self._case_fixations is None:
+            self._case_fixations = scene_io.fixations_from_scene(self.scene)
+        if reader is None:
+            fixations, self.shown_reader = self._case_fixations, None
+        else:
+            readers = dict(scene_io.scene_to_case(self.scene).get("readers") or {})
+            readers.update({a: r.reader_fixations() for a, r in self.readings.items()})
+            if reader not in readers:
+                raise ValueError(f"no recorded reading {reader!r} on this image; readers: {', '.join(readers) or 'none'}")
+            fixations, self.shown_reader = readers[reader], reader
+        scene_io.set_fixations(self.scene, fixations)
+        return fixations
+
+    def readers(self) -> list[str]:
+        """The recorded readers of the current image: the case's and this session's readings."""
+        names = list((scene_io.scene_to_case(self.scene).get("readers") or {}))
+        return names + [a for a in self.readings if a not in names]
 
     # ------------------------------------------------------------------ training
     def start_training(self, model: str, params: dict | None = None) -> dict:
