@@ -36,15 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "slicer_extension" / "GazeLabel"))
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-LSL_CFG = """[ports]
-IPv6 = disable
-[multicast]
-ResolveScope = machine
-MachineAddresses = {127.0.0.1}
-ListenAddress = 127.0.0.1
-[lab]
-KnownPeers = {127.0.0.1}
-"""
+from GazeLabelLib.simulated_tracker import LSL_LOOPBACK_CFG  # noqa: E402
+
+LSL_CFG = LSL_LOOPBACK_CFG  # loopback only: nothing leaves 127.0.0.1
 SCREEN_PX, SCREEN_MM, DISTANCE_MM = (1920, 1080), (527.0, 296.0), 650.0
 VIEW_RECT = (200, 100, 1000, 700)  # the slice view on the screen, 800 x 600 px
 IMAGE_SIZE, SPACING_MM = 2048, 0.14

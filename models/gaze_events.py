@@ -36,25 +36,8 @@ def detect_fixations(
     sampling_rate: float | None = None,
     velocity_window_ms: float = 20.0,
 ) -> list[Fixation]:
-    """Detect fixations in raw gaze samples.
-
-    Args:
-        samples: ``(N, 3)`` array of t [s], x, y [original px]; rows with non-finite time are dropped,
-            non-finite positions are gaps. Order does not matter (sorted by time here).
-        method: "ivt" (velocity threshold) or "idt" (dispersion threshold).
-        px_per_deg: image pixels per degree of visual angle (> 0).
-        velocity_threshold: I-VT threshold in deg/s.
-        dispersion_threshold: I-DT threshold in degrees ((max x - min x) + (max y - min y)).
-        minimum_duration_ms: shortest fixation kept, in milliseconds.
-        sampling_rate: Hz; default: 1 / median sample interval.
-        velocity_window_ms: Savitzky-Golay window for I-VT velocities.
-
-    Returns:
-        Fixations in time order (x, y in original pixels, t and duration in seconds).
-
-    Raises:
-        ValueError: bad shape, method or parameter.
-    """
+    """Detect fixations in raw gaze samples: :func:`models.fixation_detection.detect_fixations_array`
+    (arguments, units and errors there) as :class:`~models.schema.Fixation` objects, in time order."""
     rows = detect_fixations_array(samples, method=method, px_per_deg=px_per_deg,
                                   velocity_threshold=velocity_threshold, dispersion_threshold=dispersion_threshold,
                                   minimum_duration_ms=minimum_duration_ms, sampling_rate=sampling_rate,

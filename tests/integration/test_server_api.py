@@ -156,6 +156,19 @@ def test_scoring_and_uncertainty_strategy(gazelabel_server):
     assert first == min(unlabelled)
     assert gazelabel_server.post("/activelearning/random").json()["id"] in unlabelled
 
+    # diverse: entropy x distance of the predicted findings from the nearest labelled image's, computed here
+    diverse = gazelabel_server.post("/activelearning/diverse", json={"mc_samples": 3, "max_compute": 1000}).json()
+    assert diverse["id"] in unlabelled
+    info = {i: gazelabel_server.get(f"/datastore/image/info?image={i}").json()["gazelabel_uncertainty"]
+            for i in gazelabel_server.image_ids}
+    if labelled:
+        known = np.array([info[i]["probs"] for i in labelled])
+        dist = {i: float(np.linalg.norm(known - np.array(info[i]["probs"]), axis=1).min()) for i in unlabelled}
+        score = {i: info[i]["value"] * dist[i] / max(dist.values()) for i in unlabelled}
+        assert diverse["id"] == max(score, key=lambda i: (score[i], i))
+    else:
+        assert diverse["id"] == chosen["id"]
+
 
 @pytest.mark.parametrize("task, family, options", [
     ("gaze_classifier", "classifier", {"epochs": 1, "size": 128, "width": 8, "batch_size": 4}),

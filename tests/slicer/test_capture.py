@@ -30,16 +30,9 @@ from GazeLabelLib.capture import (GazepointSource, GazeRecorder, LslSource, Mous
                                   ViewTimeline, parse_gazepoint_record, view_geometry_from_slice)
 from GazeLabelLib.headless import SliceScreenshot
 from GazeLabelLib.screen import ViewGeometry
+from GazeLabelLib.simulated_tracker import LSL_LOOPBACK_CFG
 
-LSL_CFG = """[ports]
-IPv6 = disable
-[multicast]
-ResolveScope = machine
-MachineAddresses = {127.0.0.1}
-ListenAddress = 127.0.0.1
-[lab]
-KnownPeers = {127.0.0.1}
-"""
+LSL_CFG = LSL_LOOPBACK_CFG  # loopback only: nothing leaves 127.0.0.1
 SCREEN_PX, SCREEN_MM, DISTANCE_MM = (1920, 1080), (527.0, 296.0), 650.0
 VIEW_RECT = (200.0, 100.0, 1000.0, 700.0)  # the slice view on the screen: 800 x 600 px
 IMAGE_HW, SPACING = (600, 800), 0.2  # an 800 x 600 image that fits the view at exactly 1:1

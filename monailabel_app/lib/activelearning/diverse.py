@@ -16,9 +16,8 @@ import random
 import numpy as np
 from monailabel.interfaces.tasks.strategy import Strategy
 
-from ...parsing import parse_int
 from ..configs.models import ModelCache, stamp_text
-from .uncertainty import score_image, stored_probs, stored_uncertainty
+from .uncertainty import score_image, strategy_params, stored_probs, stored_uncertainty
 
 
 class DiverseUncertaintyStrategy(Strategy):
@@ -27,9 +26,7 @@ class DiverseUncertaintyStrategy(Strategy):
         self.models = models
 
     def __call__(self, request, datastore):
-        mc_samples = parse_int(request.get("mc_samples", 8), "mc_samples", 0, 50)
-        max_compute = parse_int(request.get("max_compute", 32), "max_compute", 1, 10_000)
-        seed = parse_int(request.get("seed", 0), "seed", 0, 2**31 - 1)
+        mc_samples, max_compute, seed = strategy_params(request)
         unlabelled = sorted(datastore.get_unlabeled_images())
         if not unlabelled:
             return None

@@ -50,6 +50,13 @@ def stored_probs(datastore, image_id: str, model: str) -> list[float] | None:
     return probs if info.get("model") == model and isinstance(probs, list) else None
 
 
+def strategy_params(request: dict) -> tuple[int, int, int]:
+    """``(mc_samples, max_compute, seed)`` of an uncertainty-based strategy request (RequestError names a bad one)."""
+    return (parse_int(request.get("mc_samples", 8), "mc_samples", 0, 50),
+            parse_int(request.get("max_compute", 32), "max_compute", 1, 10_000),
+            parse_int(request.get("seed", 0), "seed", 0, 2**31 - 1))
+
+
 class UncertaintyStrategy(Strategy):
     """Request params: ``mc_samples`` (default 8) and ``max_compute`` (default 32): at most that many
     unscored images are scored per call (a seeded random subset), the rest use stored scores."""
@@ -59,9 +66,7 @@ class UncertaintyStrategy(Strategy):
         self.models = models
 
     def __call__(self, request, datastore):
-        mc_samples = parse_int(request.get("mc_samples", 8), "mc_samples", 0, 50)
-        max_compute = parse_int(request.get("max_compute", 32), "max_compute", 1, 10_000)
-        seed = parse_int(request.get("seed", 0), "seed", 0, 2**31 - 1)
+        mc_samples, max_compute, seed = strategy_params(request)
         images = sorted(datastore.get_unlabeled_images())
         if not images:
             return None
