@@ -21,6 +21,9 @@ from models.schema import Case, Fixation
 PRIMARY_READER = "reader_1"  # the key of ``case.fixations`` when they are a person's
 GAZE_MODES = ("pooled", "per_reader", "none")
 GAZE_KINDS = ("recorded", "predicted", "none")
+# Families that read gaze as ordered sequences (scanpath targets, the report's gaze tokens): every reader stays
+# its own path; pooling readers into one list would make a path nobody read.
+SEQUENCE_FAMILIES = ("scanpath", "report")
 
 
 def fixations_are_predicted(case: Case) -> bool:
@@ -63,11 +66,11 @@ def training_gaze(cases: Iterable[Case], mode: str = "pooled", *, family: str = 
     """Copies of ``cases`` whose gaze is what a training of ``family`` should learn from, and the counts.
 
     Args:
-        mode: "pooled" — the classifier's and report's gaze target is every human reader of the image at once
+        mode: "pooled" — the classifier's gaze target (a heatmap) is every human reader of the image at once
             (``case.fixations`` = all readers, ``readers`` emptied); "per_reader" — one training case per
             reader (ids ``<id>~<reader>``; the trainer must split by image, see :func:`image_id_of`); "none" —
-            no gaze (a plain supervised baseline). The scanpath family always learns each reader's path as
-            its own sequence (``case.fixations`` = the first reader, the others in ``readers``).
+            no gaze (a plain supervised baseline). The :data:`SEQUENCE_FAMILIES` always learn each reader's
+            path as its own sequence (``case.fixations`` = the first reader, the others in ``readers``).
         use_predicted: let a case with only predicted fixations keep them (off by default: a model's own
             guess is not supervision).
 
@@ -91,7 +94,7 @@ def training_gaze(cases: Iterable[Case], mode: str = "pooled", *, family: str = 
         if mode == "none" or not readers:
             case.fixations, case.readers = [], {}
             out.append(case)
-        elif family == "scanpath":
+        elif family in SEQUENCE_FAMILIES:
             names = list(readers)
             case.fixations = readers[names[0]]
             case.readers = {n: readers[n] for n in names[1:]}

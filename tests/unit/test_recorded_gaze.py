@@ -50,9 +50,12 @@ def test_pooled_per_reader_and_none():
     assert cases[0].readers == {"annotator-a": fx(30)}  # inputs untouched
 
 
-def test_scanpath_keeps_each_reader_a_sequence():
-    out, _ = training_gaze([case(fx(1, 2), {"annotator-a": fx(30, 40)}, gaze_source="predicted")], "pooled", family="scanpath")
+@pytest.mark.parametrize("family", ["scanpath", "report"])
+def test_sequence_families_keep_each_reader_a_sequence(family):
+    out, _ = training_gaze([case(fx(1, 2), {"annotator-a": fx(30, 40)}, gaze_source="predicted")], "pooled", family=family)
     assert [f.x for f in out[0].fixations] == [30, 40] and out[0].readers == {}
+    two, _ = training_gaze([case(fx(1, 2), {"annotator-a": fx(30, 40)})], "pooled", family=family)
+    assert [f.x for f in two[0].fixations] == [1, 2] and [f.x for f in two[0].readers["annotator-a"]] == [30, 40]
 
 
 def test_unknown_mode_is_named():
