@@ -21,27 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.fixation_detection import METHODS, detect_fixations_array
+from models.fixation_detection import detect_fixations_array
 from models.schema import Fixation
 
 
-def detect_fixations(
-    samples: np.ndarray,
-    *,
-    method: str = "ivt",
-    px_per_deg: float,
-    velocity_threshold: float = 20.0,
-    dispersion_threshold: float = 1.0,
-    minimum_duration_ms: float = 100.0,
-    sampling_rate: float | None = None,
-    velocity_window_ms: float = 20.0,
-) -> list[Fixation]:
+def detect_fixations(samples: np.ndarray, **options) -> list[Fixation]:
     """Detect fixations in raw gaze samples: :func:`models.fixation_detection.detect_fixations_array`
-    (arguments, units and errors there) as :class:`~models.schema.Fixation` objects, in time order."""
-    rows = detect_fixations_array(samples, method=method, px_per_deg=px_per_deg,
-                                  velocity_threshold=velocity_threshold, dispersion_threshold=dispersion_threshold,
-                                  minimum_duration_ms=minimum_duration_ms, sampling_rate=sampling_rate,
-                                  velocity_window_ms=velocity_window_ms)
+    (its keyword options, defaults, units and errors, kept in that one place) as
+    :class:`~models.schema.Fixation` objects, in time order."""
+    rows = detect_fixations_array(samples, **options)
     return [Fixation(float(x), float(y), float(t), float(d)) for x, y, t, d in rows]
 
 
