@@ -23,6 +23,8 @@ COMMANDS = {
     "overlay": ("models.commands.overlay", "Render an image with fixations, heatmap and boxes to PNG"),
     "predict": ("models.commands.predict", "Run the models on one image (or one server task's part of them)"),
     "gaze": ("models.commands.gaze", "Import eye-tracking recordings made elsewhere (gaze import)"),
+    "export-sr": ("models.commands.export_sr", "Write a case JSON as a DICOM Structured Report (TID 1500)"),
+    "import-sr": ("models.commands.import_sr", "Read a DICOM Structured Report (TID 1500) as a case JSON"),
 }
 ENTRY_POINTS = "gazelabel.commands"
 

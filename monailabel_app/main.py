@@ -136,7 +136,8 @@ class GazeLabelApp(MONAILabelApp):
         return super().infer(request, datastore)
 
     def init_infers(self):
-        return {name: GazeInferTask(task, self.models, self._record) for name, task in TASKS.items()}
+        store = getattr(self.datastore(), "store_prediction", None)  # a PACS datastore can keep predictions
+        return {name: GazeInferTask(task, self.models, self._record, store) for name, task in TASKS.items()}
 
     def init_trainers(self):
         return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()}

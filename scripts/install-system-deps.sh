@@ -8,6 +8,7 @@ command -v Orthanc >/dev/null 2>&1 || need+=(orthanc orthanc-dicomweb)
 ldconfig -p 2>/dev/null | grep -q libEGL_mesa || need+=(libegl-mesa0 libegl1)
 ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || need+=(libgl1-mesa-dri)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 sudo=""

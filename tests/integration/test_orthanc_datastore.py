@@ -2,8 +2,9 @@
 
 Starts a private Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``) on a free loopback port, stores SYNTHETIC
 phantom CR DICOMs, the real CR from pydicom-data and a CT slice, and checks that the server lists only CR/DX
-series, runs the pipeline on the real CR, keeps the Case label locally (nothing written to the PACS), never
-tries to download dcmqi, and stores uploaded radiographs in the PACS. Skips only when Orthanc is absent.
+series, runs the pipeline on the real CR, writes the label back as one DICOM SR (no DICOM SEG) and keeps the
+Case JSON locally, never tries to download dcmqi, and stores uploaded radiographs in the PACS. Skips only when
+Orthanc is absent. The SR round trip itself is tests/integration/test_pacs_sr.py.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def test_pipeline_and_labels_on_an_orthanc_datastore(pacs, start_server, tmp_pat
     case.findings["Cardiomegaly"] = 1
     saved = server.put(f"/datastore/label?image={real_cr}&tag=final", files={"label": ("l.json", json.dumps(case.to_dict()))})
     assert saved.status_code == 200, saved.text
-    assert orthanc_instances(orthanc) == instances  # the label stays local: no DICOM SEG is pushed
+    assert orthanc_instances(orthanc) == instances + 1  # the label's SR (TID 1500), and no DICOM SEG
+    instances += 1
     label_file = server.store / "labels" / "final" / f"{real_cr}.json"
     assert Case.from_dict(json.loads(label_file.read_text())).findings["Cardiomegaly"] == 1
     info = server.get(f"/datastore/label/info?label={real_cr}&tag=final").json()

@@ -40,7 +40,7 @@ from models.pipeline import GAZE_CHOICES, REPORT_MODES, RunError, RunOptions, Ta
 from models.schema import Case
 from models.vocab import FINDINGS, canonical_finding
 
-from ...parsing import RequestError, parse_choice, parse_float, parse_int
+from ...parsing import RequestError, parse_bool, parse_choice, parse_float, parse_int
 from ..configs.models import ModelCache, stamp_text
 from ..datastores.uploads import check_radiograph
 
@@ -97,13 +97,16 @@ class GazeInferTask(InferTask):
             gaze, synthetic flag); None for uploaded files.
     """
 
-    def __init__(self, task: Task, models: ModelCache, record: Callable[[str], Case | None]):
+    def __init__(self, task: Task, models: ModelCache, record: Callable[[str], Case | None],
+                 store_prediction: Callable[[str, Case, np.ndarray | None], dict] | None = None):
         kind = InferType.CLASSIFICATION if task.families == ("classifier",) else InferType.OTHERS
         super().__init__(type=kind, labels=list(FINDINGS), dimension=2, description=task.description,
-                         config={k: v for k, v in asdict(task.defaults).items() if v is not None})
+                         config={**{k: v for k, v in asdict(task.defaults).items() if v is not None},
+                                 "store_in_pacs": False})
         self.task = task
         self.models = models
         self.record = record
+        self.store_prediction = store_prediction
         # The task cannot run without its first family (the report and pipeline tasks need the classifier).
         self.required = task.families[:1]
 
@@ -115,6 +118,10 @@ class GazeInferTask(InferTask):
         path = str(request["image"])
         image_id = image_id_of(path)
         options = run_options(request, self.task.defaults)
+        store = parse_bool(request.get("store_in_pacs", False), "params.store_in_pacs")
+        if store and self.store_prediction is None:
+            raise RequestError("params.store_in_pacs: this server's datastore is not a PACS; start it with --studies "
+                               "http://<pacs>/dicom-web to store predictions as DICOM SR")
         image = check_radiograph(read_image(path))
         record = self.record(image_id)
         pipeline = self.models.pipeline(self.task.families, required=self.required)
@@ -139,6 +146,8 @@ class GazeInferTask(InferTask):
             label_file = write_heatmap(result.heatmap, image.spacing_mm)
             output["heatmap"] = {"height": image.height, "width": image.width,
                                  "max": float(np.max(result.heatmap, initial=0.0)), "layout": HEATMAP_LAYOUT}
+        if store:
+            output["pacs"] = self.store_prediction(image_id, case, result.heatmap)
         output["seconds"] = time.perf_counter() - start
         return label_file, output
 
