@@ -95,6 +95,7 @@ def test_captured_gaze_is_saved_as_a_reader_and_used_by_retraining(start_server,
     # The label on the server: the reader's fixations in image pixels, within 1 px and 30 ms of the truth.
     label = Case.from_dict(json.loads((server.store / "labels" / "final" / f"{first}.json").read_text()))
     recorded = label.readers[annotator]
+    assert server.get(f"/datastore/label/info?label={first}&tag=final").json()["annotator"] == annotator
     assert len(recorded) == len(truth)
     scale = view.image_px_per_screen_px
     for got, want in zip(recorded, truth):

@@ -279,7 +279,8 @@ class AnnotationSession:
     def save_label(self, tag: str = "final") -> dict:
         """Upload the edited case as the image's ``tag`` label, with every gaze reading recorded on this
         image as one more reader (``readers[<annotator id>]``: fixations in original pixels and seconds) and
-        its raw samples and view states as a compressed sidecar (``extra["gaze_capture"][<annotator id>]``)."""
+        its raw samples and view states as a compressed sidecar (``extra["gaze_capture"][<annotator id>]``).
+        With an annotator set, ``params.annotator`` names them to the server (on a PACS: the SR's observer)."""
         image_id = self._require_image()
         if self.recorder is not None:
             self.stop_gaze()
@@ -294,7 +295,9 @@ class AnnotationSession:
                 continue
             case.setdefault("readers", {})[annotator] = fixations
             case.setdefault("extra", {}).setdefault("gaze_capture", {})[annotator] = reading_record(reading)
-        return self._require_client().save_label(image_id, case, tag=tag)
+        # The annotator (pseudonymous id) is the person observer of the label's DICOM SR on a PACS server.
+        params = {"annotator": self.annotator_id} if self.annotator_id else None
+        return self._require_client().save_label(image_id, case, tag=tag, params=params)
 
     # ------------------------------------------------------------------ gaze capture
     def set_annotator(self, name: str, salt: str) -> str:
