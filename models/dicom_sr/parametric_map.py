@@ -50,6 +50,21 @@ def map_frame_of_reference(image: Dataset) -> str:
     return generate_uid(entropy_srcs=["gazelabel-map-frame", str(image.SOPInstanceUID)])
 
 
+def _quiet(make):
+    """highdicom warns about the source image's person names, which are not ours to fix."""
+    import functools
+    import warnings
+
+    @functools.wraps(make)
+    def run(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
+            return make(*args, **kwargs)
+
+    return run
+
+
+@_quiet
 def heatmap_to_parametric_map(heatmap: np.ndarray, image: Dataset, *, label: str = "attention",
                               explanation: str = "GazeLabel attention heatmap (0 = none, 1 = most)",
                               series_instance_uid: str | None = None, instance_number: int = 1) -> Dataset:
@@ -88,6 +103,7 @@ def _film(image: Dataset) -> np.ndarray:
     return 1.0 - film if str(getattr(image, "PhotometricInterpretation", "")) == "MONOCHROME1" else film
 
 
+@_quiet
 def heatmap_to_secondary_capture(heatmap: np.ndarray, image: Dataset, *, opacity: float = 0.45,
                                  series_instance_uid: str | None = None, instance_number: int = 1) -> Dataset:
     """The radiograph with the heatmap blended in (red = high), as an 8-bit RGB Secondary Capture."""
