@@ -5,6 +5,8 @@ Every entry states where its code comes from:
 
 - ``PS3.16``: the concept appears with this code and meaning in the DICOM standard's context groups (part 16;
   checked against the copy shipped in pydicom's ``pydicom.sr`` code dictionary by ``tests/unit/test_dicom_sr.py``);
+- ``TID 1500``: the one concept the Measurement Report template itself defines (its Qualitative Evaluations
+  container), which is not in a context group;
 - ``SNOMED CT``: a SNOMED CT International concept id not listed in PS3.16 (the code and its fully specified
   name were looked up, not guessed; the DICOM table pairs "Cardiomegaly" with 287272002, which SNOMED CT
   names "Enlarged septal foramen of heart", so the SNOMED CT concept 8186001 is used instead);
@@ -119,7 +121,8 @@ PROBABILITY = _dcm("122157", "Probability")
 START_TIME = _sct("398201009", "Start time", "PS3.16")
 DURATION = _sct("103335007", "Duration")
 YES, NO = _sct("373066001", "Yes"), _sct("373067005", "No")
-QUALITATIVE_EVALUATIONS = Coded("C0034375", "UMLS", "Qualitative Evaluations", "PS3.16")
+# The container TID 1500 names itself; not in PS3.16's context groups, so not in pydicom's tables.
+QUALITATIVE_EVALUATIONS = Coded("C0034375", "UMLS", "Qualitative Evaluations", "TID 1500")
 IMAGING_PROCEDURE = _sct("363679005", "Imaging procedure")
 
 CASE_ID = _local("GZL-001", "GazeLabel case id")
@@ -143,16 +146,8 @@ BITS_UNIT = Code("bit", "UCUM", "bit")
 FINDING_BY_CODE = {c.key: name for name, c in FINDING_CODES.items()}
 REGION_BY_CODE = {(loc.key, lat.key if lat else None): name for name, (loc, lat) in REGION_CODES.items()}
 PRESENCE_BY_CODE = {c.key: v for v, c in PRESENCE.items()}
-LOCAL_CODES = [c for c in (*FINDING_CODES.values(), COSTOPHRENIC, CASE_ID, SYNTHETIC_IMAGE, IMAGE_VIEW,
-                           SOURCE_DATASET, SOURCE_REF, SOURCE_MODEL, SENTENCE_INDEX, LABEL_TAG, COVERAGE, UNCERTAINTY, MODEL_STAMP,
-                           SYNTHETIC_MODELS)
-               if c.scheme == LOCAL_SCHEME]
-
-
 def all_codes() -> list[Coded]:
-    """Every code this module defines (for the provenance test)."""
-    out = [*FINDING_CODES.values(), RIGHT, LEFT, *PRESENCE.values()]
-    out += [loc for loc, _ in REGION_CODES.values()]
-    out += [FINDING, FINDINGS_TEXT, IMPRESSION_TEXT, FINDING_SITE, LATERALITY, PROBABILITY, START_TIME, DURATION,
-            YES, NO, IMAGING_PROCEDURE, *LOCAL_CODES]
-    return list({c.key: c for c in out}.values())
+    """Every code this module defines (for the provenance test): the tables' and the named ones."""
+    named = [v for v in globals().values() if isinstance(v, Coded)]
+    tables = [*FINDING_CODES.values(), *PRESENCE.values(), *(loc for loc, _ in REGION_CODES.values())]
+    return list({c.key: c for c in (*tables, *named)}.values())

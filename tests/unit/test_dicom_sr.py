@@ -81,12 +81,14 @@ def test_every_finding_and_region_has_a_code_with_its_source():
     assert len({c.key for c in C.FINDING_CODES.values()}) == len(FINDINGS)  # no two findings share a code
     assert len(C.REGION_BY_CODE) == len(REGION_NAMES)  # location + laterality tell every region apart
     for code in C.all_codes():
-        assert code.source in ("PS3.16", "SNOMED CT", "local"), code
+        assert code.source in ("PS3.16", "TID 1500", "SNOMED CT", "local"), code
         if code.source == "PS3.16":  # the code is in the DICOM standard's tables with this meaning
             meanings = [m.lower() for d in concepts[code.scheme].values() for v, (m, _) in d.items() if v == code.value]
             assert any(m.startswith(code.meaning.lower()) for m in meanings), (code, meanings)
         if code.source == "local":
             assert code.scheme == C.LOCAL_SCHEME and C.LOCAL_SCHEME.startswith("99")
+        if code.source == "TID 1500":
+            assert code.key == ("C0034375", "UMLS")  # the template's own container, and nothing else
         if code.source == "SNOMED CT":
             assert code.scheme == "SCT" and code.value.isdigit()
 
