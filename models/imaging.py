@@ -145,17 +145,39 @@ def _check_size(h: int, w: int, path: Path) -> None:
         raise ImageError(f"{path}: image is {w}x{h} pixels, too small to be a radiograph")
 
 
-def _read_dicom(path: Path) -> LoadedImage:
+def dicom_spacing(ds) -> tuple[float, float] | None:
+    """``(row, column)`` spacing in mm of a DICOM dataset: PixelSpacing, else ImagerPixelSpacing; None when
+    neither holds two positive values (some CRs carry PixelSpacing 0\\0: treated as unknown)."""
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(key)
+        if value and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+            return float(value[0]), float(value[1])
+    return None
+
+
+def read_dicom(path: str | Path, *, pixels: bool = True):
+    """The pydicom dataset of a DICOM file (``pixels=False``: header only).
+
+    Raises:
+        ImageError: naming the file: missing, not DICOM, or a header that cannot be parsed.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 
+    if not Path(path).is_file():
+        raise ImageError(f"{path}: no such file")
     try:
-        ds = pydicom.dcmread(str(path))
+        return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
     except InvalidDicomError as e:
         raise ImageError(f"{path}: not a DICOM file ({e})") from None
     except Exception as e:  # truncated or corrupt headers raise many types
         raise ImageError(f"{path}: cannot parse DICOM ({type(e).__name__}: {e})") from None
+
+
+def _read_dicom(path: Path) -> LoadedImage:
+    from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
+
+    ds = read_dicom(path)
     if "PixelData" not in ds:
         raise ImageError(f"{path}: DICOM has no pixel data (SOP class {ds.get('SOPClassUID', '?')})")
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
@@ -185,12 +207,7 @@ def _read_dicom(path: Path) -> LoadedImage:
             arr = _normalise(values)
         if photometric == "MONOCHROME1":
             arr = 1.0 - arr
-    spacing = None
-    for key in ("PixelSpacing", "ImagerPixelSpacing"):  # some CRs carry PixelSpacing 0\0: treat as unknown
-        value = ds.get(key)
-        if value and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
-            spacing = (float(value[0]), float(value[1]))
-            break
+    spacing = dicom_spacing(ds)
     meta = {
         "format": "dicom",
         "modality": str(ds.get("Modality", "")),

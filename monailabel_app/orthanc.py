@@ -37,6 +37,13 @@ def dicomweb_plugin() -> str | None:
     return next((p for p in PLUGIN_CANDIDATES if Path(p).exists()), None)
 
 
+def orthanc_missing() -> str | None:
+    """Why a private Orthanc with DICOMweb cannot start here (what to install), or None when it can."""
+    if orthanc_executable() is None or dicomweb_plugin() is None:
+        return "Orthanc is not installed (apt-get install -y orthanc orthanc-dicomweb)"
+    return None
+
+
 class OrthancServer:
     """One Orthanc process on ``127.0.0.1:<port>`` with storage in ``work_dir``."""
 

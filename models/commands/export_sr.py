@@ -11,7 +11,6 @@ with the models as the device observer.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 HELP = "Write a case JSON as a DICOM Structured Report (TID 1500) on its radiograph"
 
@@ -29,22 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay", default=None, help="with --heatmap: Secondary Capture overlay file to write")
 
 
-def _read_image(path: str, pixels: bool):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=not pixels)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (InvalidDicomError, OSError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: not a DICOM image ({type(e).__name__})") from None
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from models.dicom_sr import case_to_sr, heatmap_to_parametric_map, heatmap_to_secondary_capture, write_sr
+    from models.imaging import read_dicom
     from models.schema import CaseError, load_case
 
     case = load_case(args.case)
@@ -52,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaseError(f"{args.case}: --as-prediction needs a predicted case (it has no 'prediction')")
     if (args.pm or args.overlay) and not args.heatmap:
         raise ValueError("--pm and --overlay need --heatmap MAP.npy")
-    image = _read_image(args.image, pixels=bool(args.overlay))
+    image = read_dicom(args.image, pixels=bool(args.overlay))
     if "SOPInstanceUID" not in image or "Rows" not in image:
         raise ValueError(f"{args.image}: not a DICOM image (no SOP Instance UID or Rows)")
     try:

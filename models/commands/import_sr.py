@@ -20,18 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     from models.dicom_sr import SRError, sr_to_case
+    from models.imaging import read_dicom
     from models.schema import save_case
 
-    try:
-        sr = pydicom.dcmread(args.sr)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{args.sr}: no such file") from None
-    except (InvalidDicomError, OSError, ValueError, AttributeError) as e:
-        raise ValueError(f"{args.sr}: not a DICOM file ({type(e).__name__})") from None
+    sr = read_dicom(args.sr)
     try:
         case = sr_to_case(sr, case_id=args.id)
     except SRError as e:

@@ -21,7 +21,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from models.dicom_sr.writer import with_type2
+from models.dicom_sr.writer import quiet, with_type2
+from models.imaging import dicom_spacing
 from models.schema import CaseError
 
 MANUFACTURER = "GazeLabel"
@@ -38,40 +39,19 @@ def _check(heatmap: np.ndarray, image: Dataset) -> np.ndarray:
     return np.clip(heatmap, 0.0, 1.0)
 
 
-def _spacing(image: Dataset) -> list[float]:
-    spacing = getattr(image, "ImagerPixelSpacing", None) or getattr(image, "PixelSpacing", None)
-    if spacing is not None and len(spacing) == 2 and all(float(v) > 0 for v in spacing):
-        return [float(spacing[0]), float(spacing[1])]
-    return [1.0, 1.0]
-
-
 def map_frame_of_reference(image: Dataset) -> str:
     """The frame of reference every map of this radiograph shares."""
     return generate_uid(entropy_srcs=["gazelabel-map-frame", str(image.SOPInstanceUID)])
 
 
-def _quiet(make):
-    """highdicom warns about the source image's person names, which are not ours to fix."""
-    import functools
-    import warnings
-
-    @functools.wraps(make)
-    def run(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
-            return make(*args, **kwargs)
-
-    return run
-
-
-@_quiet
+@quiet
 def heatmap_to_parametric_map(heatmap: np.ndarray, image: Dataset, *, label: str = "attention",
                               explanation: str = "GazeLabel attention heatmap (0 = none, 1 = most)",
                               series_instance_uid: str | None = None, instance_number: int = 1) -> Dataset:
     """``(H, W)`` float heatmap in [0, 1] on ``image`` (the source radiograph, pixels not needed)."""
     values = _check(heatmap, image)
     source = copy.copy(with_type2(image))  # geometry for highdicom's checks only; the file is not changed
-    spacing = _spacing(image)
+    spacing = list(dicom_spacing(image) or (1.0, 1.0))  # 1 mm where the image records none
     source.FrameOfReferenceUID = map_frame_of_reference(image)
     source.ImagePositionPatient, source.ImageOrientationPatient = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     source.PixelSpacing, source.SliceThickness = spacing, 1.0
@@ -103,7 +83,7 @@ def _film(image: Dataset) -> np.ndarray:
     return 1.0 - film if str(getattr(image, "PhotometricInterpretation", "")) == "MONOCHROME1" else film
 
 
-@_quiet
+@quiet
 def heatmap_to_secondary_capture(heatmap: np.ndarray, image: Dataset, *, opacity: float = 0.45,
                                  series_instance_uid: str | None = None, instance_number: int = 1) -> Dataset:
     """The radiograph with the heatmap blended in (red = high), as an 8-bit RGB Secondary Capture."""

@@ -20,7 +20,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from models.dicom_sr import codes as C
-from models.dicom_sr.writer import evidence_images, tracking_identifier
+from models.dicom_sr.writer import concept, evidence_images, tracking_identifier
+from models.imaging import dicom_spacing
 from models.schema import Box, Case, CaseError, Evidence, Fixation, ImageRef, Prediction, Report, Source
 
 SR_CLASSES = {
@@ -39,11 +40,6 @@ IMAGE_LIBRARY = ("111028", "DCM")
 
 class SRError(CaseError):
     """An SR that GazeLabel cannot read as a Case; the message says why."""
-
-
-def _concept(item: Dataset) -> tuple[str, str] | None:
-    seq = getattr(item, "ConceptNameCodeSequence", None)
-    return (str(seq[0].CodeValue), str(seq[0].CodingSchemeDesignator)) if seq else None
 
 
 def _code(item: Dataset) -> tuple[str, str] | None:
@@ -65,7 +61,7 @@ def _children(item: Dataset) -> list[Dataset]:
 
 def _site(item: Dataset) -> str | None:
     """A finding-site CODE item (location + optional laterality modifier) -> region name, or None."""
-    laterality = next((_code(c) for c in _children(item) if _concept(c) == C.LATERALITY.key), None)
+    laterality = next((_code(c) for c in _children(item) if concept(c) == C.LATERALITY.key), None)
     return C.REGION_BY_CODE.get((_code(item), laterality))
 
 
@@ -75,9 +71,9 @@ def _observer(group: Dataset) -> str | None:
     for c in _children(group):
         if getattr(c, "RelationshipType", "") != "HAS OBS CONTEXT":
             continue
-        if _concept(c) == LOGIN_NAME:
+        if concept(c) == LOGIN_NAME:
             login = str(c.TextValue)
-        elif _concept(c) == PERSON_NAME:
+        elif concept(c) == PERSON_NAME:
             name = str(c.PersonName).rstrip("^")
     return login or name
 
@@ -146,19 +142,19 @@ def sr_to_case(sr: Dataset, *, case_id: str | None = None) -> Case:
 
     # ---- the document's observer
     top = _children(root)
-    observer_type = next((_code(c) for c in top if _concept(c) == OBSERVER_TYPE), None)
+    observer_type = next((_code(c) for c in top if concept(c) == OBSERVER_TYPE), None)
     is_device = observer_type == ("121007", "DCM")
 
     # ---- image library: the source image's size and spacing
     width = height = 0
     spacing = None
-    for library in (c for c in top if _concept(c) == IMAGE_LIBRARY):
+    for library in (c for c in top if concept(c) == IMAGE_LIBRARY):
         for group in _children(library):
             for entry in _children(group):
                 refs = {str(s.ReferencedSOPInstanceUID) for s in getattr(entry, "ReferencedSOPSequence", [])}
                 if not refs & sop_uids:
                     continue
-                values = {_concept(d): d for d in _children(entry)}
+                values = {concept(d): d for d in _children(entry)}
                 if PIXEL_ROWS in values and PIXEL_COLUMNS in values:
                     height, width = int(_num(values[PIXEL_ROWS]) or 0), int(_num(values[PIXEL_COLUMNS]) or 0)
                 if H_SPACING in values and V_SPACING in values:
@@ -173,18 +169,18 @@ def sr_to_case(sr: Dataset, *, case_id: str | None = None) -> Case:
     coverage: dict[str, list[str]] = {}
     uncertainty = None
     group_index: dict[int, tuple[str, int]] = {}  # id(group) -> ("box" | "fixation", index)
-    for container in (c for c in top if _concept(c) == IMAGING_MEASUREMENTS):
+    for container in (c for c in top if concept(c) == IMAGING_MEASUREMENTS):
         for g, group in enumerate(_children(container)):
             where = f"measurement group {g + 1} ({tracking_identifier(group) or 'no tracking identifier'})"
             children = _children(group)
-            finding_type = next((_code(c) for c in children if _concept(c) == C.FINDING.key), None)
-            probability = next((_num(c) for c in children if _concept(c) == C.PROBABILITY.key), None)
-            sites = [_site(c) for c in children if _concept(c) == C.FINDING_SITE.key]
+            finding_type = next((_code(c) for c in children if concept(c) == C.FINDING.key), None)
+            probability = next((_num(c) for c in children if concept(c) == C.PROBABILITY.key), None)
+            sites = [_site(c) for c in children if concept(c) == C.FINDING_SITE.key]
             region = _scoord(group, sop_uids, where)
             ident = tracking_identifier(group) or ""
             if region is not None and region[0] == "POINT":
                 x, y = region[1][0]
-                numbers = {_concept(c): _num(c) for c in children if getattr(c, "ValueType", "") == "NUM"}
+                numbers = {concept(c): _num(c) for c in children if getattr(c, "ValueType", "") == "NUM"}
                 fixation = Fixation(float(x), float(y), numbers.get(C.START_TIME.key) or 0.0,
                                     numbers.get(C.DURATION.key) or 0.0)
                 reader = _observer(group)
@@ -209,42 +205,42 @@ def sr_to_case(sr: Dataset, *, case_id: str | None = None) -> Case:
             elif finding_type in C.FINDING_BY_CODE:
                 name = C.FINDING_BY_CODE[finding_type]
                 for c in children:
-                    if _concept(c) == C.FINDING_CODES[name].key and _code(c) in C.PRESENCE_BY_CODE:
+                    if concept(c) == C.FINDING_CODES[name].key and _code(c) in C.PRESENCE_BY_CODE:
                         findings[name] = C.PRESENCE_BY_CODE[_code(c)]
                 if probability is not None:
                     scores[name] = probability
             elif ident == "uncertainty":
-                uncertainty = next((_num(c) for c in children if _concept(c) == C.UNCERTAINTY.key), None)
+                uncertainty = next((_num(c) for c in children if concept(c) == C.UNCERTAINTY.key), None)
             else:
                 skip("measurement groups of unknown kind")
 
     # ---- the GazeLabel record: id, tag, image facts, source, report and evidence
-    record = next((c for c in top if _concept(c) == C.QUALITATIVE_EVALUATIONS.key), None)
+    record = next((c for c in top if concept(c) == C.QUALITATIVE_EVALUATIONS.key), None)
     texts: dict[tuple[str, str], str] = {}
     models: dict[str, str] = {}
     synthetic = synthetic_models = False
     evidence_items: list[Dataset] = []
     for item in _children(record) if record is not None else []:
-        concept = _concept(item)
-        if concept == C.FINDING.key and getattr(item, "ValueType", "") == "TEXT":
+        key = concept(item)
+        if key == C.FINDING.key and getattr(item, "ValueType", "") == "TEXT":
             evidence_items.append(item)
-        elif concept == C.MODEL_STAMP.key:
+        elif key == C.MODEL_STAMP.key:
             family, _, stamp = str(item.TextValue).partition("=")
             models[family] = stamp
-        elif concept == C.SYNTHETIC_IMAGE.key:
+        elif key == C.SYNTHETIC_IMAGE.key:
             synthetic = _code(item) == C.YES.key
-        elif concept == C.SYNTHETIC_MODELS.key:
+        elif key == C.SYNTHETIC_MODELS.key:
             synthetic_models = _code(item) == C.YES.key
-        elif getattr(item, "ValueType", "") == "TEXT" and concept is not None:
-            texts[concept] = str(item.TextValue)
+        elif getattr(item, "ValueType", "") == "TEXT" and key is not None:
+            texts[key] = str(item.TextValue)
     report = None
     if C.FINDINGS_TEXT.key in texts or C.IMPRESSION_TEXT.key in texts:
         report = Report(texts.get(C.FINDINGS_TEXT.key, ""), texts.get(C.IMPRESSION_TEXT.key, ""))
         for k, item in enumerate(evidence_items):
             props = _children(item)
-            index = next((_num(c) for c in props if _concept(c) == C.SENTENCE_INDEX.key), None)
-            finding = C.FINDING_BY_CODE.get(next((_code(c) for c in props if _concept(c) == C.FINDING.key), None))
-            region_items = [c for c in props if _concept(c) == C.FINDING_SITE.key]
+            index = next((_num(c) for c in props if concept(c) == C.SENTENCE_INDEX.key), None)
+            finding = C.FINDING_BY_CODE.get(next((_code(c) for c in props if concept(c) == C.FINDING.key), None))
+            region_items = [c for c in props if concept(c) == C.FINDING_SITE.key]
             evidence = Evidence(sentence=int(index) if index is not None else k, finding=finding,
                                 region=_site(region_items[0]) if region_items else None)
             for link in props:
@@ -291,9 +287,9 @@ def sr_to_case(sr: Dataset, *, case_id: str | None = None) -> Case:
 
 def label_tag(sr: Dataset) -> str | None:
     """The label tag a GazeLabel SR was saved under (``final``, ...), or None."""
-    record = next((c for c in _children(sr) if _concept(c) == C.QUALITATIVE_EVALUATIONS.key), None)
+    record = next((c for c in _children(sr) if concept(c) == C.QUALITATIVE_EVALUATIONS.key), None)
     for item in _children(record) if record is not None else []:
-        if _concept(item) == C.LABEL_TAG.key:
+        if concept(item) == C.LABEL_TAG.key:
             return str(item.TextValue)
     return None
 
@@ -320,9 +316,8 @@ def as_stored(case: Case, image: Dataset, annotator: str | None = None) -> Case:
 
     d = case.to_dict()
     rows, columns = int(image.Rows), int(image.Columns)
-    spacing = getattr(image, "ImagerPixelSpacing", None) or getattr(image, "PixelSpacing", None)
-    spacing = [ds(spacing[0]), ds(spacing[1])] if spacing is not None and len(spacing) == 2 and all(
-        float(v) > 0 for v in spacing) else None
+    spacing = dicom_spacing(image)
+    spacing = [ds(spacing[0]), ds(spacing[1])] if spacing is not None else None
     d["image"] = {**d["image"], "path": "", "width": columns, "height": rows, "spacing_mm": spacing}
     d["scores"] = {k: ds(v) for k, v in d["scores"].items()}
     for b in d["boxes"]:

@@ -29,6 +29,9 @@ in the JSON).
 
 from __future__ import annotations
 
+import functools
+import io
+import warnings
 from typing import Sequence
 
 import highdicom as hd
@@ -40,6 +43,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from models.dicom_sr import codes as C
+from models.imaging import dicom_spacing
 from models.schema import Case, CaseError, Fixation
 
 MANUFACTURER = "GazeLabel"
@@ -103,16 +107,19 @@ def check_matches_image(case: Case, image: Dataset) -> None:
                         f"{columns}x{rows}; export the case against the radiograph it was made on")
 
 
-def case_to_sr(case: Case, image: Dataset, **kwargs) -> Dataset:
-    """See :func:`_case_to_sr`; highdicom's warnings about the source image's names are not ours to fix."""
-    import warnings
+def quiet(make):
+    """Run ``make`` without highdicom's warnings about the source image's person names (not ours to fix)."""
+    @functools.wraps(make)
+    def run(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
+            return make(*args, **kwargs)
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
-        return _case_to_sr(case, image, **kwargs)
+    return run
 
 
-def _case_to_sr(case: Case, image: Dataset, *, label_tag: str = "final", annotator: str | None = None,
+@quiet
+def case_to_sr(case: Case, image: Dataset, *, label_tag: str = "final", annotator: str | None = None,
                predecessor: Dataset | None = None, series_instance_uid: str | None = None,
                instance_number: int = 1) -> Dataset:
     """The Comprehensive SR of ``case`` on the source ``image`` (a pydicom dataset; pixels not needed).
@@ -175,7 +182,7 @@ def _case_to_sr(case: Case, image: Dataset, *, label_tag: str = "final", annotat
     report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=C.IMAGING_PROCEDURE.code,
                                      imaging_measurements=groups)  # [] is an empty container; None trips highdicom 0.22
     root = report[0]
-    at = next(i for i, item in enumerate(root.ContentSequence) if _concept(item) == ("126010", "DCM"))
+    at = next(i for i, item in enumerate(root.ContentSequence) if concept(item) == ("126010", "DCM"))
     if not groups:  # an empty container is not valid DICOM (Content Sequence is Type 1C)
         root.ContentSequence = hd.sr.ContentSequence([c for i, c in enumerate(root.ContentSequence) if i != at])
     root.ContentSequence.insert(at, _image_library(image))
@@ -187,7 +194,7 @@ def _case_to_sr(case: Case, image: Dataset, *, label_tag: str = "final", annotat
     # around the library alone and given its full content afterwards (then re-read as plain datasets).
     stub = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
     stub.ContentSequence = hd.sr.ContentSequence([item for item in root.ContentSequence
-                                                  if _concept(item) == ("111028", "DCM")])
+                                                  if concept(item) == ("111028", "DCM")])
     sr = hd.sr.ComprehensiveSR(
         evidence=[with_type2(image)], content=stub, series_instance_uid=series_instance_uid or hd.UID(), series_number=9001,
         sop_instance_uid=hd.UID(), instance_number=instance_number, manufacturer=MANUFACTURER,
@@ -203,17 +210,18 @@ def _case_to_sr(case: Case, image: Dataset, *, label_tag: str = "final", annotat
     return sr
 
 
+def _encoded(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, write_like_original=False)
+    return buffer.getvalue()
+
+
 def _plain(sr: Dataset) -> Dataset:
     """The document as plain pydicom datasets (highdicom's content items refuse by-reference items, which
     have no value type)."""
-    import io
-
     import pydicom
 
-    buffer = io.BytesIO()
-    sr.save_as(buffer, write_like_original=False)
-    buffer.seek(0)
-    return pydicom.dcmread(buffer)
+    return pydicom.dcmread(io.BytesIO(_encoded(sr)))
 
 
 # Patient and study attributes the SR copies from its evidence; Type 2 (present, may be empty) in the image
@@ -265,8 +273,8 @@ def _image_library(image: Dataset) -> hd.sr.ContainerContentItem:
                                               relationship_type=acq),
                         hd.sr.TextContentItem(name=codes.DCM.PatientOrientationColumn, value=str(orientation[1]),
                                               relationship_type=acq)]
-    spacing = getattr(image, "ImagerPixelSpacing", None) or getattr(image, "PixelSpacing", None)
-    if spacing is not None and len(spacing) == 2 and all(float(v) > 0 for v in spacing):
+    spacing = dicom_spacing(image)
+    if spacing is not None:
         mm = codes.UCUM.Millimeter
         descriptors += [hd.sr.NumContentItem(name=codes.DCM.HorizontalPixelSpacing, value=float(spacing[1]), unit=mm,
                                              relationship_type=acq),
@@ -293,10 +301,10 @@ def _record_container(case: Case, label_tag: str, prediction) -> hd.sr.Container
     items = [_text(C.CASE_ID, case.id), _text(C.LABEL_TAG, label_tag),
              hd.sr.CodeContentItem(name=C.SYNTHETIC_IMAGE.code, value=(C.YES if case.image.synthetic else C.NO).code,
                                    relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)]
-    for concept, value in ((C.IMAGE_VIEW, case.image.view), (C.SOURCE_DATASET, case.source.dataset),
+    for name, value in ((C.IMAGE_VIEW, case.image.view), (C.SOURCE_DATASET, case.source.dataset),
                            (C.SOURCE_REF, case.source.ref), (C.SOURCE_MODEL, case.source.model)):
         if value is not None:
-            items.append(_text(concept, value))
+            items.append(_text(name, value))
     if prediction is not None:
         items += [_text(C.MODEL_STAMP, f"{family}={stamp}") for family, stamp in prediction.models.items()]
         items.append(hd.sr.CodeContentItem(name=C.SYNTHETIC_MODELS.code,
@@ -304,9 +312,9 @@ def _record_container(case: Case, label_tag: str, prediction) -> hd.sr.Container
                                            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     if case.report is not None and (case.report.findings or case.report.impression):
         # TEXT values are Type 1: an empty section is left out (a report with no text at all is not written)
-        for concept, text in ((C.FINDINGS_TEXT, case.report.findings), (C.IMPRESSION_TEXT, case.report.impression)):
+        for name, text in ((C.FINDINGS_TEXT, case.report.findings), (C.IMPRESSION_TEXT, case.report.impression)):
             if text:
-                items.append(_text(concept, text))
+                items.append(_text(name, text))
         from models.report.evidence import report_sentences
 
         sentences = report_sentences(case.report)
@@ -333,7 +341,8 @@ def _record_container(case: Case, label_tag: str, prediction) -> hd.sr.Container
     return container
 
 
-def _concept(item: Dataset) -> tuple[str, str] | None:
+def concept(item: Dataset) -> tuple[str, str] | None:
+    """``(code value, scheme)`` of a content item's concept name, or None."""
     seq = getattr(item, "ConceptNameCodeSequence", None)
     return (str(seq[0].CodeValue), str(seq[0].CodingSchemeDesignator)) if seq else None
 
@@ -341,7 +350,7 @@ def _concept(item: Dataset) -> tuple[str, str] | None:
 def tracking_identifier(group: Dataset) -> str | None:
     """The Tracking Identifier text of a measurement group container, if it has one."""
     for child in getattr(group, "ContentSequence", []):
-        if _concept(child) == ("112039", "DCM"):
+        if concept(child) == ("112039", "DCM"):
             return str(child.TextValue)
     return None
 
@@ -354,7 +363,7 @@ def _link_evidence(sr: Dataset, case: Case) -> None:
     if case.report is None or not case.report.evidence:
         return
     root = sr.ContentSequence
-    measurements_at = next((i for i, item in enumerate(root) if _concept(item) == ("126010", "DCM")), None)
+    measurements_at = next((i for i, item in enumerate(root) if concept(item) == ("126010", "DCM")), None)
     if measurements_at is None:
         return
     positions: dict[str, list[int]] = {}
@@ -362,8 +371,8 @@ def _link_evidence(sr: Dataset, case: Case) -> None:
         ident = tracking_identifier(group)
         if ident is not None and not _has_own_observer(group):
             positions[ident] = [1, measurements_at + 1, j + 1]
-    record = next(item for item in root if _concept(item) == C.QUALITATIVE_EVALUATIONS.key)
-    evidence_items = [item for item in record.ContentSequence if _concept(item) == C.FINDING.key]
+    record = next(item for item in root if concept(item) == C.QUALITATIVE_EVALUATIONS.key)
+    evidence_items = [item for item in record.ContentSequence if concept(item) == C.FINDING.key]
     for item, e in zip(evidence_items, case.report.evidence):
         targets = ([f"box {e.box}"] if e.box is not None else []) + [f"fixation {k}" for k in e.fixations]
         for target in targets:
@@ -374,7 +383,7 @@ def _link_evidence(sr: Dataset, case: Case) -> None:
 
 
 def _has_own_observer(group: Dataset) -> bool:
-    return any(getattr(c, "RelationshipType", "") == "HAS OBS CONTEXT" and _concept(c) == ("121005", "DCM")
+    return any(getattr(c, "RelationshipType", "") == "HAS OBS CONTEXT" and concept(c) == ("121005", "DCM")
                for c in getattr(group, "ContentSequence", []))
 
 
@@ -385,12 +394,10 @@ def sr_series_uid(image_uid: str, annotator: str, label_tag: str) -> str:
 
 
 def write_sr(sr: Dataset, path) -> None:
+    """Write a DICOM object (SR, Parametric Map, overlay) atomically."""
     from models.files import atomic_write
-    import io
 
-    buffer = io.BytesIO()
-    sr.save_as(buffer, write_like_original=False)
-    atomic_write(path, buffer.getvalue())
+    atomic_write(path, _encoded(sr))
 
 
 def evidence_images(sr: Dataset) -> Sequence[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from monailabel_app.launcher import free_port
-from monailabel_app.orthanc import OrthancServer, dicomweb_plugin, orthanc_executable
+from monailabel_app.orthanc import OrthancServer, orthanc_missing
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def checkout(tiny_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
-    if not (orthanc_executable() and dicomweb_plugin()):
+    if orthanc_missing() is not None:
         return None
     from models.imaging import sample_cr_path
 

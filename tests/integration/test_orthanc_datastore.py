@@ -19,12 +19,11 @@ import requests
 from models.datasets.phantom import generate_store
 from models.imaging import sample_cr_path, write_dicom
 from models.schema import Case
-from monailabel_app.orthanc import OrthancServer, dicomweb_plugin, orthanc_executable
+from monailabel_app.orthanc import OrthancServer, orthanc_missing
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(orthanc_executable() is None or dicomweb_plugin() is None,
-                       reason="Orthanc is not installed (apt-get install -y orthanc orthanc-dicomweb)"),
+    pytest.mark.skipif(orthanc_missing() is not None, reason=str(orthanc_missing())),
 ]
 
 

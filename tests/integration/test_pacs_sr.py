@@ -19,12 +19,11 @@ from models.dicom_sr import as_stored, case_to_sr, sr_to_case
 from models.dicom_sr.validate import dciodvfy, dciodvfy_path
 from models.imaging import sample_cr_path
 from models.schema import Box, Case
-from monailabel_app.orthanc import OrthancServer, dicomweb_plugin, orthanc_executable
+from monailabel_app.orthanc import OrthancServer, orthanc_missing
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(orthanc_executable() is None or dicomweb_plugin() is None,
-                       reason="Orthanc is not installed (apt-get install -y orthanc orthanc-dicomweb)"),
+    pytest.mark.skipif(orthanc_missing() is not None, reason=str(orthanc_missing())),
 ]
 
 

@@ -88,7 +88,7 @@ class DicomwebCaseDatastore(CaseDatastore):
         self._write_back = write_back
         self._sr_index_path = os.path.join(cache_dir, "sr_index.json")
         self._sr_index: dict[str, dict] = self._read_sr_index()
-        self._pending: dict[str, Any] = {}  # SRs fetched by a sync, not yet applied
+        self._pending: dict[str, Any] = {}  # SOP UID -> the Case of an SR a sync fetched, not yet applied
         super().__init__(cache_dir, extensions=("*.dcm",))
         if write_back:
             self.sync_labels()
@@ -203,8 +203,7 @@ class DicomwebCaseDatastore(CaseDatastore):
         uri = self.get_image_uri(image_id)
         if not uri:
             raise ImageNotFoundException(f"no {'/'.join(self._modalities)} series {image_id!r} on {self.name()}")
-        uids = {k: v for k, v in super().get_image_info(image_id).items() if k.endswith("InstanceUID")}
-        info = {**(label_info or {}), **uids}
+        info = {**(label_info or {}), **self._image_uids(image_id)}
         if not self._write_back:
             return super().save_label(image_id, label_filename, label_tag, info)
         annotator = annotator_of(label_info)
@@ -219,6 +218,10 @@ class DicomwebCaseDatastore(CaseDatastore):
         info["sr"] = {"SOPInstanceUID": str(sr.SOPInstanceUID), "SeriesInstanceUID": series_uid,
                       "InstanceNumber": number + 1, "annotator": annotator}
         return super().save_label(image_id, label_filename, label_tag, info)
+
+    def _image_uids(self, image_id: str) -> dict[str, str]:
+        """The study, series and SOP instance UIDs of a cached image (kept in every label's info)."""
+        return {k: v for k, v in super().get_image_info(image_id).items() if k.endswith("InstanceUID")}
 
     def _read_upload(self, image_id: str, label_filename: str):
         from .uploads import read_label_upload
@@ -302,24 +305,26 @@ class DicomwebCaseDatastore(CaseDatastore):
                     tag = label_tag(sr)
                     if not images or not tag:
                         raise SRError("it references no radiograph of this PACS, or has no label tag")
-                    sr_to_case(sr)  # readable as a Case, or skipped here (a bad SR must not shadow a good one)
+                    case = sr_to_case(sr, case_id=images[0])  # or skipped here: a bad SR must not shadow a good one
                     self._sr_index[sop] = {"image": images[0], "tag": tag,
                                            "annotator": document_observer(sr) or DEFAULT_ANNOTATOR,
                                            "series": str(sr.SeriesInstanceUID), "number": int(sr.InstanceNumber),
                                            "when": f"{getattr(sr, 'ContentDate', '')}{getattr(sr, 'ContentTime', '')}"}
-                    self._pending[sop] = sr
+                    self._pending[sop] = case
                 except (SRError, CaseError, ValueError, KeyError) as e:
                     logger.warning(f"{self.name()}: SR {sop} is not a label GazeLabel can read ({e}); skipped")
                     self._sr_index[sop] = {"skipped": str(e)[:200]}
                 except Exception as e:  # the PACS failed mid-sync: try again next time
                     logger.warning(f"{self.name()}: cannot fetch SR {sop} ({type(e).__name__}); retried later")
-            changed = self._apply_latest(sr_to_case)
+            changed = self._apply_latest()
             atomic_json(self._sr_index_path, self._sr_index)
             self._labels_ts = time.monotonic()
             return changed
 
-    def _apply_latest(self, sr_to_case) -> int:
+    def _apply_latest(self) -> int:
         """Write the latest SR of each (image, tag) as the local label where it is not that SR already."""
+        from models.dicom_sr import sr_to_case
+
         latest: dict[tuple[str, str], tuple[tuple, str]] = {}
         for sop, entry in self._sr_index.items():
             if "image" not in entry:
@@ -336,15 +341,14 @@ class DicomwebCaseDatastore(CaseDatastore):
                 current = {}
             if (current.get("sr") or {}).get("SOPInstanceUID") == sop:
                 continue
-            sr = self._pending.pop(sop, None)
+            case = self._pending.pop(sop, None)
             try:
-                if sr is None:
+                if case is None:  # seen by an earlier sync, but not (or no longer) the local label
                     entry = self._sr_index[sop]
                     study = self._series().get(image_id, {}).get("StudyInstanceUID", "")
-                    sr = self._client.retrieve_instance(study, entry["series"], sop)
+                    case = sr_to_case(self._client.retrieve_instance(study, entry["series"], sop), case_id=image_id)
                 if not self.get_image_uri(image_id):
                     continue
-                case = sr_to_case(sr, case_id=image_id)
                 self._keep_locally(image_id, tag, case, sop, self._sr_index[sop])
                 changed += 1
             except Exception as e:
@@ -357,8 +361,7 @@ class DicomwebCaseDatastore(CaseDatastore):
         width, height = self._stored_size(image_id)
         case.image.width, case.image.height = width, height
         case.image.path = case.image.path or f"{image_id}.dcm"
-        uids = {k: v for k, v in super().get_image_info(image_id).items() if k.endswith("InstanceUID")}
-        info = {**uids, "annotator": entry.get("annotator", DEFAULT_ANNOTATOR),
+        info = {**self._image_uids(image_id), "annotator": entry.get("annotator", DEFAULT_ANNOTATOR),
                 "sr": {"SOPInstanceUID": sop, "SeriesInstanceUID": entry["series"],
                        "InstanceNumber": entry.get("number", 0), "annotator": entry.get("annotator")}}
         with tempfile.TemporaryDirectory() as tmp:
