@@ -14,10 +14,18 @@ control; "gaze2report" (path b) does the same with the graph prefix in front and
 sentence the labeler does not read as its unit's statements is sampled again, then replaced by the
 template sentence (:mod:`models.report.sentences`); :meth:`ReportGenerator.write` returns how often with
 the report.
+
+At inference the work is grouped, not changed (:mod:`models.report.decoding`): a report's prompts run
+through the LM once; its greedy sentences are decoded together as one batch with a KV cache, then all the
+samples of the units whose greedy sentence was refused, as a second batch; the read-back is remembered per
+sentence. A generator loaded with :meth:`ReportGenerator.from_checkpoint` merges the LoRA adapters into the
+LM's weights while they are on, so no adapter work is done per token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -45,14 +53,6 @@ def _scores_and_boxes(classifier_result, boxes) -> tuple[dict, list[Box]]:
     return dict(scores), list(boxes)
 
 
-def _cache_kwargs(out) -> dict:
-    """The KV cache of ``out`` as the next call's keyword: ``cache`` in transformers 5 (``past_key_values``,
-    deprecated there and warned about on every call, before)."""
-    if "cache" in out:
-        return {"cache": out["cache"]}
-    return {"past_key_values": out["past_key_values"]}
-
-
 def _check_fixations(fixations) -> list[Fixation]:
     if fixations is None:
         return []
@@ -61,6 +61,22 @@ def _check_fixations(fixations) -> list[Fixation]:
         if not isinstance(f, Fixation):
             raise ValueError(f"fixations[{i}]: expected a models.schema.Fixation, got {type(f).__name__}")
     return out
+
+
+class _MemoLabeler:
+    """The labeler's ``label`` remembered per text: sampled sentences repeat within a report and across
+    reports, and the same sentence is read back for several units."""
+
+    def __init__(self, labeler, size: int = 50_000):
+        self.labeler, self.size, self.seen = labeler, size, {}
+
+    def label(self, text: str) -> dict:
+        labels = self.seen.get(text)
+        if labels is None:
+            if len(self.seen) >= self.size:
+                self.seen.clear()
+            labels = self.seen[text] = self.labeler.label(text)
+        return dict(labels)
 
 
 class ReportGenerator:
@@ -78,12 +94,19 @@ class ReportGenerator:
         info: checkpoint facts (synthetic, dataset) passed through to callers.
         samples, sample_temperature, seed: how many seeded samples a sentence gets after a greedy one the
             labeler refused, before the template sentence is used.
+        merge_lora: merge the adapters into the LM's weights while they are on (inference: no LoRA work per
+            token; :meth:`from_checkpoint` sets it). Leave False for a model that is still being trained.
     """
 
     def __init__(self, lm=None, tokenizer=None, prefix=None, *, rule: DecisionRule | None = None,
                  device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
-                 samples: int = 4, sample_temperature: float = 0.8, seed: int = 0):
+                 samples: int = 4, sample_temperature: float = 0.8, seed: int = 0, merge_lora: bool = False):
         self.lm, self.tokenizer, self.prefix = lm, tokenizer, prefix
+        self.merge_lora = merge_lora
+        self._verdicts: dict = {}
+        self._labeler = None
+        self._mode_change = threading.Condition()
+        self._users, self._users_mode = 0, None  # reports decoding now, and whether with adapters on
         self.rule = rule or DecisionRule.uniform()
         self.device = device
         self.scanpath_predictor = scanpath_predictor
@@ -119,6 +142,7 @@ class ReportGenerator:
             raise CheckpointError(f"{ckpt_path}: weights do not match the report model ({type(e).__name__}: {e})") from None
         info = {"synthetic": bool(ckpt["info"].get("synthetic", False)), "dataset": ckpt["info"].get("dataset"),
                 "use_gaze": train.use_gaze, "path": str(ckpt_path), "metrics": ckpt["metrics"]}
+        kwargs.setdefault("merge_lora", True)
         return cls(peft_lm.to(dev).eval(), tokenizer, prefix.to(dev).eval(),
                    device=str(dev), info=info, **kwargs)
 
@@ -129,85 +153,156 @@ class ReportGenerator:
         return build_plan(scores, boxes, fixations, width, height, rule=rule)
 
     # ------------------------------------------------------------------ generation
-    def _decode(self, lm, ids, prefix_tokens=None, max_new_tokens: int = 40, generator=None) -> list[int]:
-        """Greedy (``generator=None``) or sampled decoding with the KV cache; ``ids`` ``(1, T)`` ends with
-        ``[SEP]``."""
-        import torch
+    def _adapters(self, on: bool):
+        """The decoding back-end (:mod:`models.report.decoding`) with the LoRA adapters on or off, and (a
+        factory of) the context to decode in. With ``merge_lora`` (inference loading) the adapters are merged
+        into the base weights while on (no LoRA matmuls per token) and unmerged while off (prompt mode). Call
+        through :meth:`_lm_mode`, which keeps concurrent reports from switching under each other."""
+        from models.report.decoding import Gpt2Runner, _HFRunner, runner_for
 
-        eos = self.tokenizer.eos_token_id
-        with torch.no_grad():
-            emb = lm.get_input_embeddings()(ids)
-            if prefix_tokens is not None:
-                emb = torch.cat([prefix_tokens.to(emb.dtype), emb], dim=1)
-            out = lm(inputs_embeds=emb, use_cache=True)
-            generated: list[int] = []
-            for _ in range(max_new_tokens):
-                logits = out.logits[0, -1].float()
-                if generator is None:
-                    nxt = int(logits.argmax())
-                else:
-                    probs = torch.softmax(logits / self.sample_temperature, dim=-1)
-                    nxt = int(torch.multinomial(probs.cpu(), 1, generator=generator))
-                if nxt == eos:
-                    break
-                generated.append(nxt)
-                step = torch.tensor([[nxt]], device=ids.device)
-                out = lm(input_ids=step, use_cache=True, **_cache_kwargs(out))
-        return generated
+        lm = self.lm
+        if not hasattr(lm, "disable_adapter"):  # a plain LM: nothing to switch
+            return runner_for(lm), contextlib.nullcontext
+        if self.merge_lora:
+            merged = any(getattr(m, "merged", False) for m in lm.modules() if hasattr(m, "lora_A"))
+            if on and not merged:
+                lm.merge_adapter()
+            elif not on and merged:
+                lm.unmerge_adapter()
+            runner = runner_for(lm)
+        else:  # peft adds the LoRA product in its own forward
+            runner = _HFRunner(lm) if on else runner_for(lm)
+        if isinstance(runner, Gpt2Runner):
+            return runner, contextlib.nullcontext  # reads the (merged or base) weights directly
+        return runner, contextlib.nullcontext if on else lm.disable_adapter
 
-    def _control_ids(self, control: str):
-        import torch
+    @contextlib.contextmanager
+    def _lm_mode(self, adapters: bool):
+        """Hold the LM with the adapters on or off for one report: concurrent reports (a server's infer
+        workers) in the same mode share it; a report in the other mode waits until they are done, since
+        merging or unmerging changes the weights in place."""
+        with self._mode_change:
+            while self._users and self._users_mode != adapters:
+                self._mode_change.wait()
+            self._users += 1
+            self._users_mode = adapters
+            try:
+                backend = self._adapters(adapters)
+            except BaseException:
+                self._users -= 1
+                self._mode_change.notify_all()
+                raise
+        try:
+            yield backend
+        finally:
+            with self._mode_change:
+                self._users -= 1
+                self._mode_change.notify_all()
 
+    def _decoder(self, backend, prompts, prefix_tokens=None, max_new_tokens: int = 40):
+        """``decode(rows) -> generated ids per row`` over ``prompts`` (token id lists) prefilled once: every
+        round of attempts starts from the same prompt cache (:mod:`models.report.decoding`). ``backend``:
+        what :meth:`_lm_mode` yields."""
+        from models.report.decoding import decode_rows, prefill
+
+        runner, context = backend
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        with context():
+            cached = prefill(runner, prompts, prefix=prefix_tokens, max_new_tokens=max_new_tokens, pad_id=pad,
+                             device=self.device)
+
+        def decode(rows):
+            with context():
+                return decode_rows(runner, cached, rows, eos_id=tok.eos_token_id, unk_id=tok.unk_token_id,
+                                   max_new_tokens=max_new_tokens, temperature=self.sample_temperature, seed=self.seed)
+        return decode
+
+    def _control_ids(self, control: str) -> list[int]:
         enc = self.tokenizer(sequence_text(control, ""), add_special_tokens=False)["input_ids"]
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        return torch.tensor([bos + enc], device=self.device)
+        return bos + enc
 
-    def write_sentence(self, unit: templates.RenderedSentence, *, prefix_tokens=None, adapters: bool = True,
-                       max_new_tokens: int = 40, check: bool = True, avoid=frozenset()) -> tuple[str, bool, int]:
-        """The LM's sentence for one unit: greedy first, then up to ``self.samples`` seeded samples, each read
-        back by the labeler (:func:`~models.report.sentences.check_sentence`); the unit's template sentence
-        when none says what the unit says. A sentence in ``avoid`` (already said in this section) is
-        sampled again too. ``check=False`` keeps the greedy sentence unread (the measurement of what the LM
-        does on its own). Returns ``(text, written by the LM, tokens)``."""
-        import contextlib
-
-        import torch
-
+    def _reads_back(self, text: str, unit: templates.RenderedSentence) -> bool:
+        """The labeler reads ``text`` as saying what ``unit`` says (memoised: reports repeat sentences)."""
         from models.labeling.labeler import default_labeler
-        from models.report.lm import decode_sentence
         from models.report.sentences import check_sentence
 
-        ids = self._control_ids(unit.control)
-        tokens = 0
-        context = contextlib.nullcontext() if adapters else self.lm.disable_adapter()
-        with context:
-            for attempt in range(1 + self.samples):
-                generator = None if attempt == 0 else torch.Generator().manual_seed(self.seed + attempt)
-                out = self._decode(self.lm, ids, prefix_tokens, max_new_tokens, generator)
-                tokens += len(out)
-                text = decode_sentence(self.tokenizer.decode(out, skip_special_tokens=False))
-                if not text or (check and text in avoid):
-                    continue
-                if not check or check_sentence(text, unit.statements, default_labeler(), unit.topic) is None:
-                    return text, True, tokens
-        return unit.text, False, tokens
+        key = (text, unit.control, unit.topic)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) > 50_000:
+                self._verdicts.clear()
+            if self._labeler is None:
+                self._labeler = _MemoLabeler(default_labeler())
+            verdict = self._verdicts[key] = check_sentence(text, unit.statements, self._labeler, unit.topic) is None
+        return verdict
 
     def realise(self, plan: ReportPlan, *, mode: str = "prompt", prefix_tokens=None, max_new_tokens: int = 40,
                 check: bool = True) -> tuple[list[templates.RenderedSentence], int, int]:
         """The plan's units with their sentences written in ``mode`` (no image needed: "gaze2report" takes
-        ``prefix_tokens``); returns ``(units, tokens generated, sentences the LM wrote)``."""
+        ``prefix_tokens``); returns ``(units, tokens generated, sentences the LM wrote)``.
+
+        Each unit gets the first of its attempts (greedy, then ``samples`` seeded samples) that is a
+        sentence, is not already said in its section, and reads back as the unit's statements
+        (``check``; without it the first non-empty one); else its template sentence. Attempts are decoded in
+        rounds, each one batch over all units: first every unit's greedy sentence, then all samples of the
+        units whose greedy sentence was refused. The choice is the one a unit-by-unit, attempt-by-attempt
+        loop makes; only the work is grouped."""
         units = templates.render_sentences(plan)
-        tokens = written = 0
         if mode == "template":
             return units, 0, 0
-        for i, unit in enumerate(units):
-            said = {u.text for u in units[:i] if u.section == unit.section}
-            text, by_lm, n = self.write_sentence(unit, prefix_tokens=prefix_tokens, adapters=mode == "gaze2report",
-                                                 max_new_tokens=max_new_tokens, check=check, avoid=said)
+        with self._lm_mode(mode == "gaze2report") as backend:
+            return self._realise(units, backend, prefix_tokens, max_new_tokens, check)
+
+    def _realise(self, units, backend, prefix_tokens, max_new_tokens: int, check: bool):
+        from models.report.decoding import Row
+        from models.report.lm import decode_sentence
+
+        n_attempts = 1 + self.samples
+        controls = list(dict.fromkeys(u.control for u in units))  # units with the same control share a prompt
+        decode = self._decoder(backend, [self._control_ids(c) for c in controls], prefix_tokens, max_new_tokens)
+        texts: list[list[str | None]] = [[None] * n_attempts for _ in units]
+        final: list[tuple[str, bool] | None] = [None] * len(units)
+        tokens = 0
+        need = [(i, 0) for i in range(len(units))]
+        while need:
+            outs = decode([Row(controls.index(units[i].control), a) for i, a in need])
+            for (i, a), out in zip(need, outs):
+                tokens += len(out)
+                texts[i][a] = decode_sentence(self.tokenizer.decode(out, skip_special_tokens=False))
+            need = self._choose(units, texts, final, check)
+        for unit, (text, _) in zip(units, final):
             unit.text = text
-            tokens += n
-            written += by_lm
-        return units, tokens, written
+        return units, tokens, sum(by_lm for _, by_lm in final)
+
+    def _choose(self, units, texts, final, check: bool) -> list[tuple[int, int]]:
+        """Fix every unit whose sentence can be chosen from the attempts decoded so far (in order, so a unit
+        knows what its section already says); returns the (unit, attempt) pairs still to decode."""
+        need = []
+        for i, unit in enumerate(units):
+            if final[i] is not None:
+                continue
+            earlier = [j for j in range(i) if units[j].section == unit.section]
+            known = all(final[j] is not None for j in earlier)
+            said = {final[j][0] for j in earlier if final[j] is not None}
+            missing = candidate = None
+            for a, text in enumerate(texts[i]):
+                if text is None:
+                    missing = a
+                    break
+                if not text or (check and text in said):
+                    continue
+                if not check or self._reads_back(text, unit):
+                    candidate = text
+                    break
+            if known and candidate is not None:
+                final[i] = (candidate, True)
+            elif known and missing is None:
+                final[i] = (unit.text, False)  # every attempt refused: the template sentence
+            elif candidate is None and missing is not None:
+                need += [(i, a) for a in range(missing, len(texts[i]))]
+        return need
 
     def _prefix_tokens(self, image, fixations: Sequence[Fixation], use_gaze: bool):
         import torch

@@ -83,11 +83,13 @@ def stub_generator():
     sentence = tok("the heart is enlarged .", add_special_tokens=False)["input_ids"]
     calls = []
 
-    def fake_decode(lm, ids, prefix_tokens=None, max_new_tokens=40, generator=None):
-        calls.append(generator is not None)
-        return list(sentence)
+    def fake_decoder(adapters, prompts, prefix_tokens=None, max_new_tokens=40):
+        def decode(rows):
+            calls.extend(r.attempt > 0 for r in rows)
+            return [list(sentence) for _ in rows]
+        return decode
 
-    gen._decode = fake_decode
+    gen._decoder = fake_decoder
     return gen, calls
 
 
