@@ -129,13 +129,16 @@ class ScanpathNet(nn.Module):
             mem = torch.cat([mem, self.text_proj(text)[:, None]], dim=1)
         return mem
 
-    def _heads(self, hidden: torch.Tensor, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+    def point_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """``(N, T, D)`` pointer keys of the image tokens (the report token is not pointed at)."""
+        return self.point_key(memory[:, : self.token_centres.shape[0]])
+
+    def _heads(self, hidden: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         n, k, d = hidden.shape
         m = self.cfg.mixtures
         h = self.norm(hidden)
         out = self.head(h)
-        tokens = memory[:, : self.token_centres.shape[0]]  # image tokens only
-        keys = self.point_key(tokens)  # (N, T, D)
+        keys = self.point_keys(memory) if keys is None else keys  # (N, T, D)
         queries = self.point_query(h).reshape(n, k, m, d)
         attn = torch.softmax(torch.einsum("nkmd,ntd->nkmt", queries, keys) / math.sqrt(d), dim=-1)
         offset = torch.tanh(out[..., : m * 2].reshape(n, k, m, 2)) * self.cell
@@ -160,6 +163,49 @@ class ScanpathNet(nn.Module):
             queries = self.slot_embed[:n] + self.fix_embed(fourier_xy(previous, self.FOURIER_BANDS))
             mask = self.causal[:n, :n]
         return self._heads(self.decoder(queries, memory, tgt_mask=mask), memory)
+
+    def _stepper(self, memory: torch.Tensor):
+        """Autoregressive decoding one slot at a time with cached keys and values: ``step(previous)`` takes
+        the fixation before the next slot ``(N, 1, 3)`` and returns that slot's heads (``K = 1``), as
+        :meth:`_decode` over the whole prefix would for its last slot (the causal mask makes them equal),
+        without re-running the decoder over the prefix. Cross-attention keys/values of ``memory`` are
+        computed once."""
+        layers = list(self.decoder.layers)
+        d = self.cfg.d_model
+        heads = layers[0].self_attn.num_heads
+        n = memory.shape[0]
+
+        def split(x):  # (N, T, D) -> (N, heads, T, D / heads)
+            return x.view(n, x.shape[1], heads, -1).transpose(1, 2)
+
+        cross = []
+        for layer in layers:
+            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
+            cross.append((split(F.linear(memory, w[d:2 * d], b[d:2 * d])), split(F.linear(memory, w[2 * d:], b[2 * d:]))))
+        pointer = self.point_keys(memory)
+        cache: list[list[torch.Tensor]] = [[] for _ in layers]
+        slot = [0]
+
+        def step(previous: torch.Tensor) -> dict[str, torch.Tensor]:
+            x = self.slot_embed[slot[0]] + self.fix_embed(fourier_xy(previous, self.FOURIER_BANDS))  # (N, 1, D)
+            slot[0] += 1
+            for layer, (ck, cv), kv in zip(layers, cross, cache):
+                sa = layer.self_attn
+                qkv = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias)  # (N, 1, 3D)
+                q, k, v = (split(t) for t in qkv.chunk(3, dim=-1))
+                kv.append((k, v))
+                past_k = torch.cat([p[0] for p in kv], dim=2) if len(kv) > 1 else k
+                past_v = torch.cat([p[1] for p in kv], dim=2) if len(kv) > 1 else v
+                a = F.scaled_dot_product_attention(q, past_k, past_v).transpose(1, 2).reshape(n, 1, d)
+                x = x + sa.out_proj(a)
+                ca = layer.multihead_attn
+                q = split(F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d]))
+                a = F.scaled_dot_product_attention(q, ck, cv).transpose(1, 2).reshape(n, 1, d)
+                x = x + ca.out_proj(a)
+                x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+            return self._heads(x, memory, pointer)
+
+        return step
 
     def shifted_inputs(self, targets: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing inputs ``(B, K, 3)``: the start fixation, then targets[:, :-1]."""
@@ -248,17 +294,20 @@ class ScanpathNet(nn.Module):
             level = torch.full((rows, 1), 0.5, device=mem.device) if temperature == 0 else rand((rows, 1))
             stops = torch.sigmoid(out["stop_logit"]) > level
         else:
+            step = self._stepper(mem)
             previous = self.start.expand(rows, 1, 3)
-            values, stop_list = [], []
+            values, stop_list, ended = [], [], None
             for i in range(k):
-                out = self._decode(mem, previous)
-                value = draw(out, slice(i, i + 1))
-                p_stop = torch.sigmoid(out["stop_logit"][:, i : i + 1])  # P(end here | path so far)
+                out = step(previous)  # heads of slot i, given the fixations before it
+                value = draw(out, slice(0, 1))
+                p_stop = torch.sigmoid(out["stop_logit"][:, 0:1])  # P(end here | path so far)
                 stop_list.append(p_stop > 0.5 if temperature == 0 else rand(p_stop.shape) < p_stop)
                 values.append(value)
-                previous = torch.cat([previous, value], dim=1)
-                if i > 0 and torch.cat(stop_list, 1)[:, 1:].any(1).all():
-                    break
+                previous = value
+                if i > 0:  # a path ends at its first stop after slot 0; done when every path has ended
+                    ended = stop_list[-1][:, 0] if ended is None else ended | stop_list[-1][:, 0]
+                    if bool(ended.all()):
+                        break
             paths, stops = torch.cat(values, 1), torch.cat(stop_list, 1)
             if paths.shape[1] < k:
                 paths = F.pad(paths, (0, 0, 0, k - paths.shape[1]))
