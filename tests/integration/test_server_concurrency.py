@@ -1,6 +1,6 @@
 """A running inference must not stall the server (MONAI Label 0.8.5 ran it on the event loop, notes §8).
 
-While one slow pipeline inference runs, ``GET /info/`` and ``GET /datastore/`` are polled; their p95
+While slow pipeline inferences run back to back, ``GET /info/`` and ``GET /datastore/`` are polled; their p95
 latency must be far below the inference time. Timing numbers belong in benchmarks/server_benchmark.py; this
 only asserts the 0.8.5 behaviour (every request waits for the whole inference) is gone.
 """
@@ -20,12 +20,17 @@ pytestmark = pytest.mark.integration
 def test_info_and_datastore_answer_while_an_inference_runs(gazelabel_server):
     image_id = gazelabel_server.image_ids[14]
     slow = {"n_samples": 8, "mc_samples": 50, "report_mode": "gaze2report"}
-    result: dict = {}
+    result: dict = {"status": [], "seconds": []}
 
     def infer():
-        start = time.perf_counter()
-        response = gazelabel_server.post(f"/infer/pipeline?image={image_id}&output=json", data={"params": json.dumps(slow)})
-        result["status"], result["seconds"] = response.status_code, time.perf_counter() - start
+        # Back-to-back inferences for at least 3 s: one alone may now be too quick to poll against.
+        deadline = time.perf_counter() + 3.0
+        while time.perf_counter() < deadline or len(result["seconds"]) < 2:
+            start = time.perf_counter()
+            response = gazelabel_server.post(f"/infer/pipeline?image={image_id}&output=json",
+                                             data={"params": json.dumps(slow)})
+            result["status"].append(response.status_code)
+            result["seconds"].append(time.perf_counter() - start)
 
     worker = threading.Thread(target=infer)
     worker.start()
@@ -41,8 +46,9 @@ def test_info_and_datastore_answer_while_an_inference_runs(gazelabel_server):
         time.sleep(0.05)
     worker.join()
 
-    assert result["status"] == 200
+    assert set(result["status"]) == {200}
+    one = float(np.median(result["seconds"]))
     for path, values in latencies.items():
-        assert len(values) >= 3, f"the inference ({result['seconds']:.1f} s) was too quick to poll {path}"
+        assert len(values) >= 3, f"the inferences ({sum(result['seconds']):.1f} s) were too quick to poll {path}"
         p95 = float(np.percentile(values, 95))
-        assert p95 < result["seconds"] / 4, f"{path} p95 {p95:.2f} s during a {result['seconds']:.1f} s inference"
+        assert p95 < one / 4, f"{path} p95 {p95:.2f} s while inferences of {one:.2f} s each run"
