@@ -168,42 +168,63 @@ class ScanpathNet(nn.Module):
         """Autoregressive decoding one slot at a time with cached keys and values: ``step(previous)`` takes
         the fixation before the next slot ``(N, 1, 3)`` and returns that slot's heads (``K = 1``), as
         :meth:`_decode` over the whole prefix would for its last slot (the causal mask makes them equal),
-        without re-running the decoder over the prefix. Cross-attention keys/values of ``memory`` are
-        computed once."""
-        layers = list(self.decoder.layers)
+        without re-running the decoder over the prefix. Cross-attention keys/values of ``memory`` and the
+        pointer keys are computed once; self-attention keys/values go into a buffer of ``slots`` positions.
+        The layers' parameters are read directly (eval mode: no dropout), a few tensor ops per layer: at
+        batch 1 a step is mostly per-op overhead, not arithmetic."""
         d = self.cfg.d_model
+        layers = list(self.decoder.layers)
         heads = layers[0].self_attn.num_heads
         n = memory.shape[0]
 
         def split(x):  # (N, T, D) -> (N, heads, T, D / heads)
             return x.view(n, x.shape[1], heads, -1).transpose(1, 2)
 
-        cross = []
+        plan = []
         for layer in layers:
-            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
-            cross.append((split(F.linear(memory, w[d:2 * d], b[d:2 * d])), split(F.linear(memory, w[2 * d:], b[2 * d:]))))
-        pointer = self.point_keys(memory)
-        cache: list[list[torch.Tensor]] = [[] for _ in layers]
+            sa, ca = layer.self_attn, layer.multihead_attn
+            w, b = ca.in_proj_weight, ca.in_proj_bias
+            ck = split(F.linear(memory, w[d:2 * d], b[d:2 * d]))  # (N, heads, T, hd)
+            cv = split(F.linear(memory, w[2 * d:], b[2 * d:]))
+            kv = memory.new_empty(2, n, heads, self.cfg.slots, d // heads)  # self-attention keys, values
+            plan.append((layer, sa, ca, w[:d], b[:d], ck, cv, kv))
+        pointer_t = self.point_keys(memory).transpose(1, 2)  # (N, D, T)
+        freqs = math.pi * 2.0 ** torch.arange(self.FOURIER_BANDS, device=memory.device, dtype=memory.dtype)
+        embed_1, embed_2 = self.fix_embed[0], self.fix_embed[2]
+        m = self.cfg.mixtures
         slot = [0]
 
         def step(previous: torch.Tensor) -> dict[str, torch.Tensor]:
-            x = self.slot_embed[slot[0]] + self.fix_embed(fourier_xy(previous, self.FOURIER_BANDS))  # (N, 1, D)
+            i = slot[0]
             slot[0] += 1
-            for layer, (ck, cv), kv in zip(layers, cross, cache):
-                sa = layer.self_attn
-                qkv = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias)  # (N, 1, 3D)
-                q, k, v = (split(t) for t in qkv.chunk(3, dim=-1))
-                kv.append((k, v))
-                past_k = torch.cat([p[0] for p in kv], dim=2) if len(kv) > 1 else k
-                past_v = torch.cat([p[1] for p in kv], dim=2) if len(kv) > 1 else v
-                a = F.scaled_dot_product_attention(q, past_k, past_v).transpose(1, 2).reshape(n, 1, d)
-                x = x + sa.out_proj(a)
-                ca = layer.multihead_attn
-                q = split(F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d]))
-                a = F.scaled_dot_product_attention(q, ck, cv).transpose(1, 2).reshape(n, 1, d)
-                x = x + ca.out_proj(a)
-                x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
-            return self._heads(x, memory, pointer)
+            xy = previous[..., :2, None] * freqs  # fourier_xy, inline: (N, 1, 2, bands)
+            code = torch.cat([torch.cat([torch.sin(xy), torch.cos(xy)], dim=-1).flatten(-2), previous[..., 2:3]], dim=-1)
+            x = self.slot_embed[i] + embed_2(F.gelu(embed_1(code)))  # (N, 1, D)
+            for layer, sa, ca, wq, bq, ck, cv, kv in plan:
+                h = F.layer_norm(x, (d,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+                qkv = F.linear(h, sa.in_proj_weight, sa.in_proj_bias).view(n, 1, 3, heads, -1).permute(2, 0, 3, 1, 4)
+                kv[:, :, :, i:i + 1] = qkv[1:]
+                a = F.scaled_dot_product_attention(qkv[0], kv[0, :, :, :i + 1], kv[1, :, :, :i + 1])
+                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), sa.out_proj.weight, sa.out_proj.bias)
+                h = F.layer_norm(x, (d,), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
+                a = F.scaled_dot_product_attention(split(F.linear(h, wq, bq)), ck, cv)
+                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), ca.out_proj.weight, ca.out_proj.bias)
+                h = F.layer_norm(x, (d,), layer.norm3.weight, layer.norm3.bias, layer.norm3.eps)
+                x = x + layer.linear2(layer.activation(layer.linear1(h)))
+            h = self.norm(x)  # _heads for one slot
+            out = self.head(h)
+            queries = self.point_query(h).view(n, m, d)
+            attn = torch.softmax(torch.bmm(queries, pointer_t) / math.sqrt(d), dim=-1)  # (N, M, T)
+            offset = torch.tanh(out[..., : m * 2].reshape(n, 1, m, 2)) * self.cell
+            mean_xy = ((attn @ self.token_centres)[:, None] + offset).clamp(0.0, 1.0)
+            return {
+                "mix_logit": out[..., m * 4: m * 5],
+                "mean_xy": mean_xy,
+                "logvar_xy": out[..., m * 2: m * 4].reshape(n, 1, m, 2).clamp(LOGVAR_MIN, LOGVAR_MAX),
+                "mean_dur": out[..., m * 5],
+                "logvar_dur": out[..., m * 5 + 1].clamp(LOGVAR_MIN, LOGVAR_MAX),
+                "stop_logit": out[..., m * 5 + 2],
+            }
 
         return step
 
