@@ -118,7 +118,8 @@ def check_sentence(text: str, statements: Sequence[Statement], labeler, topic: s
     """None when the labeler reads ``text`` as saying exactly ``statements`` (a normal unit: nothing
     abnormal, and about ``topic``); otherwise the reason it does not."""
     words = re.findall(r"[a-z0-9]+", text.lower())
-    if len(words) < 2:
+    # One word is a sentence only as a terse impression item ("Cardiomegaly.", as the templates write them).
+    if not words or (len(words) == 1 and not re.fullmatch(r"[A-Z][a-z]+\.", text.strip())):
         return "not a sentence"
     if any(a == b for a, b in zip(words, words[1:])):
         return "a word repeated"

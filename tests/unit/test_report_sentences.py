@@ -46,6 +46,9 @@ def test_control_text_orders_statements_and_names_topics():
     ("Effusion blunting the left costophrenic angle.", None),
     ("The the left pleural effusion.", "a word repeated"),
     ("Effusion", "not a sentence"),
+    ("effusion.", "not a sentence"),
+    (".", "not a sentence"),
+    ("Effusion.", None),  # a terse impression item, as the templates write "Cardiomegaly."
 ])
 def test_check_sentence_refuses_what_the_plan_does_not_say(text, reason):
     st = [Statement("Pleural Effusion", "likely", 0.9, region="left costophrenic angle")]
