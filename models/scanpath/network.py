@@ -180,18 +180,27 @@ class ScanpathNet(nn.Module):
         def split(x):  # (N, T, D) -> (N, heads, T, D / heads)
             return x.view(n, x.shape[1], heads, -1).transpose(1, 2)
 
-        plan = []
+        plan = []  # per layer, every tensor a step reads (module attribute lookups cost more than the ops)
         for layer in layers:
             sa, ca = layer.self_attn, layer.multihead_attn
             w, b = ca.in_proj_weight, ca.in_proj_bias
             ck = split(F.linear(memory, w[d:2 * d], b[d:2 * d]))  # (N, heads, T, hd)
             cv = split(F.linear(memory, w[2 * d:], b[2 * d:]))
             kv = memory.new_empty(2, n, heads, self.cfg.slots, d // heads)  # self-attention keys, values
-            plan.append((layer, sa, ca, w[:d], b[:d], ck, cv, kv))
+            norms = [(nm.weight, nm.bias, nm.eps) for nm in (layer.norm1, layer.norm2, layer.norm3)]
+            plan.append((norms, sa.in_proj_weight, sa.in_proj_bias, sa.out_proj.weight, sa.out_proj.bias,
+                         w[:d], b[:d], ck, cv, ca.out_proj.weight, ca.out_proj.bias, kv,
+                         layer.linear1.weight, layer.linear1.bias, layer.activation,
+                         layer.linear2.weight, layer.linear2.bias))
         pointer_t = self.point_keys(memory).transpose(1, 2)  # (N, D, T)
         freqs = math.pi * 2.0 ** torch.arange(self.FOURIER_BANDS, device=memory.device, dtype=memory.dtype)
-        embed_1, embed_2 = self.fix_embed[0], self.fix_embed[2]
+        e1, e2 = self.fix_embed[0], self.fix_embed[2]
+        e1w, e1b, e2w, e2b = e1.weight, e1.bias, e2.weight, e2.bias
+        nw, nb, neps = self.norm.weight, self.norm.bias, self.norm.eps
+        hw, hb, pw, pb = self.head.weight, self.head.bias, self.point_query.weight, self.point_query.bias
+        slot_embed, centres, cell = self.slot_embed, self.token_centres, self.cell
         m = self.cfg.mixtures
+        root_d = math.sqrt(d)
         slot = [0]
 
         def step(previous: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -199,24 +208,21 @@ class ScanpathNet(nn.Module):
             slot[0] += 1
             xy = previous[..., :2, None] * freqs  # fourier_xy, inline: (N, 1, 2, bands)
             code = torch.cat([torch.cat([torch.sin(xy), torch.cos(xy)], dim=-1).flatten(-2), previous[..., 2:3]], dim=-1)
-            x = self.slot_embed[i] + embed_2(F.gelu(embed_1(code)))  # (N, 1, D)
-            for layer, sa, ca, wq, bq, ck, cv, kv in plan:
-                h = F.layer_norm(x, (d,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
-                qkv = F.linear(h, sa.in_proj_weight, sa.in_proj_bias).view(n, 1, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            x = slot_embed[i] + F.linear(F.gelu(F.linear(code, e1w, e1b)), e2w, e2b)  # (N, 1, D)
+            for (n1, n2, n3), sw, sb, sow, sob, wq, bq, ck, cv, cow, cob, kv, l1w, l1b, act, l2w, l2b in plan:
+                qkv = F.linear(F.layer_norm(x, (d,), *n1[:2], n1[2]), sw, sb).view(n, 1, 3, heads, -1).permute(2, 0, 3, 1, 4)
                 kv[:, :, :, i:i + 1] = qkv[1:]
                 a = F.scaled_dot_product_attention(qkv[0], kv[0, :, :, :i + 1], kv[1, :, :, :i + 1])
-                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), sa.out_proj.weight, sa.out_proj.bias)
-                h = F.layer_norm(x, (d,), layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
-                a = F.scaled_dot_product_attention(split(F.linear(h, wq, bq)), ck, cv)
-                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), ca.out_proj.weight, ca.out_proj.bias)
-                h = F.layer_norm(x, (d,), layer.norm3.weight, layer.norm3.bias, layer.norm3.eps)
-                x = x + layer.linear2(layer.activation(layer.linear1(h)))
-            h = self.norm(x)  # _heads for one slot
-            out = self.head(h)
-            queries = self.point_query(h).view(n, m, d)
-            attn = torch.softmax(torch.bmm(queries, pointer_t) / math.sqrt(d), dim=-1)  # (N, M, T)
-            offset = torch.tanh(out[..., : m * 2].reshape(n, 1, m, 2)) * self.cell
-            mean_xy = ((attn @ self.token_centres)[:, None] + offset).clamp(0.0, 1.0)
+                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), sow, sob)
+                q = F.linear(F.layer_norm(x, (d,), *n2[:2], n2[2]), wq, bq).view(n, 1, heads, -1).transpose(1, 2)
+                a = F.scaled_dot_product_attention(q, ck, cv)
+                x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), cow, cob)
+                x = x + F.linear(act(F.linear(F.layer_norm(x, (d,), *n3[:2], n3[2]), l1w, l1b)), l2w, l2b)
+            h = F.layer_norm(x, (d,), nw, nb, neps)  # _heads for one slot
+            out = F.linear(h, hw, hb)
+            attn = torch.softmax(torch.bmm(F.linear(h, pw, pb).view(n, m, d), pointer_t) / root_d, dim=-1)  # (N, M, T)
+            offset = torch.tanh(out[..., : m * 2].reshape(n, 1, m, 2)) * cell
+            mean_xy = ((attn @ centres)[:, None] + offset).clamp(0.0, 1.0)
             return {
                 "mix_logit": out[..., m * 4: m * 5],
                 "mean_xy": mean_xy,
@@ -281,11 +287,17 @@ class ScanpathNet(nn.Module):
         mem = self.memory(image, text).repeat_interleave(n_samples, dim=0)  # (B*n, M, D)
         rows = mem.shape[0]
 
-        def randn(shape):
-            return torch.randn(shape, generator=generator, device="cpu").to(mem.device)
+        on_cpu = mem.device.type == "cpu"
+
+        def randn(shape):  # drawn on the CPU (seeded generators are CPU generators), then moved
+            out = torch.randn(shape, generator=generator, device="cpu")
+            return out if on_cpu else out.to(mem.device)
 
         def rand(shape):
-            return torch.rand(shape, generator=generator, device="cpu").to(mem.device)
+            out = torch.rand(shape, generator=generator, device="cpu")
+            return out if on_cpu else out.to(mem.device)
+
+        scale = torch.tensor([temperature, temperature, 1.0], device=mem.device)
 
         def draw(out: dict, sl: slice) -> torch.Tensor:
             """(rows, n, 3) x, y, log-duration for slots ``sl``: the most probable component's mean at
@@ -303,7 +315,6 @@ class ScanpathNet(nn.Module):
             if temperature == 0:
                 return mean
             logvar = torch.cat([logvar_xy, out["logvar_dur"][:, sl, None]], -1)
-            scale = torch.tensor([temperature, temperature, 1.0], device=mean.device)
             value = mean + scale * torch.exp(0.5 * logvar) * randn(mean.shape)  # reparameterisation
             return torch.cat([value[..., :2].clamp(0.0, 1.0), value[..., 2:]], dim=-1)
 
