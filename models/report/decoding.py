@@ -68,8 +68,13 @@ class Gpt2Runner:
         self.config = c = base.config
         t = base.transformer
         self.wte, self.wpe, self.ln_f, self.head = t.wte, t.wpe, t.ln_f, base.lm_head
-        self.blocks = [(b.ln_1, _unwrap(b.attn.c_attn), _unwrap(b.attn.c_proj), b.ln_2,
-                        _unwrap(b.mlp.c_fc), _unwrap(b.mlp.c_proj)) for b in t.h]
+        # The parameters themselves, collected once (module attribute lookups cost more than the ops at
+        # small batches); merging or unmerging LoRA changes their values in place, so this sees it.
+        self.blocks = [tuple(p for module in (b.ln_1, _unwrap(b.attn.c_attn), _unwrap(b.attn.c_proj), b.ln_2,
+                                              _unwrap(b.mlp.c_fc), _unwrap(b.mlp.c_proj))
+                             for p in (module.weight, module.bias)) for b in t.h]
+        self.ln_f_params = (self.ln_f.weight, self.ln_f.bias)
+        self.width = c.n_embd
         self.heads = c.n_head
         self.eps = c.layer_norm_epsilon
 
@@ -80,10 +85,6 @@ class Gpt2Runner:
         return (type(base).__name__ == "GPT2LMHeadModel" and c.activation_function == "gelu_new"
                 and c.scale_attn_weights and not c.scale_attn_by_inverse_layer_idx
                 and not c.reorder_and_upcast_attn and not c.add_cross_attention)
-
-    @staticmethod
-    def _conv1d(layer, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(layer.bias, x.reshape(-1, x.shape[-1]), layer.weight).reshape(*x.shape[:-1], -1)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.wte(ids)
@@ -114,18 +115,23 @@ class Gpt2Runner:
         b, n, _ = hidden.shape
         start, end = cache.length, cache.length + n
         h = hidden + self.wpe(positions)
-        for (ln_1, c_attn, c_proj, ln_2, c_fc, m_proj), kv in zip(self.blocks, cache.layers):
-            x = F.layer_norm(h, ln_1.normalized_shape, ln_1.weight, ln_1.bias, self.eps)
-            qkv = self._conv1d(c_attn, x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, heads, n, hd)
-            q = qkv[0]
+        width = (self.width,)
+        for (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, mw, mb), kv in zip(self.blocks, cache.layers):
+            x = F.layer_norm(h, width, l1w, l1b, self.eps)
+            qkv = _conv1d(aw, ab, x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, heads, n, hd)
             kv[:, :, :, start:end] = qkv[1:]  # keys and values in one copy
-            a = F.scaled_dot_product_attention(q, kv[0, :, :, :end], kv[1, :, :, :end], attn_mask=mask)
-            h = h + self._conv1d(c_proj, a.transpose(1, 2).reshape(b, n, -1))  # a: (B, heads, T, hd)
-            x = F.layer_norm(h, ln_2.normalized_shape, ln_2.weight, ln_2.bias, self.eps)
-            h = h + self._conv1d(m_proj, F.gelu(self._conv1d(c_fc, x), approximate="tanh"))
+            a = F.scaled_dot_product_attention(qkv[0], kv[0, :, :, :end], kv[1, :, :, :end], attn_mask=mask)
+            h = h + _conv1d(pw, pb, a.transpose(1, 2).reshape(b, n, -1))  # a: (B, heads, T, hd)
+            x = F.layer_norm(h, width, l2w, l2b, self.eps)
+            h = h + _conv1d(mw, mb, F.gelu(_conv1d(fw, fb, x), approximate="tanh"))
         cache.length = end
-        last = F.layer_norm(h[:, -1], self.ln_f.normalized_shape, self.ln_f.weight, self.ln_f.bias, self.eps)
+        last = F.layer_norm(h[:, -1], width, *self.ln_f_params, self.eps)
         return last @ self.head.weight.T
+
+
+def _conv1d(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """transformers' GPT-2 ``Conv1D`` (``x @ weight + bias``, weight ``(in, out)``) on ``(..., in)``."""
+    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight).reshape(*x.shape[:-1], -1)
 
 
 @dataclass
@@ -239,7 +245,10 @@ def decode_rows(runner, prompts: Prompts, rows: Sequence[Row], *, eos_id: int, u
     index = torch.tensor([r.prompt for r in rows])
     device = prompts.valid.device
     cache = runner.select(prompts.cache, index.to(device), copy=True)
-    logits, valid, next_pos = prompts.logits[index], prompts.valid[index.to(device)], prompts.positions[index.to(device)]
+    logits, next_pos = prompts.logits[index], prompts.positions[index.to(device)]
+    width = prompts.valid.shape[1]  # valid[:, :width]: the positions the next step attends to
+    valid = torch.ones(n, width + max_new_tokens, dtype=torch.bool, device=device)
+    valid[:, :width] = prompts.valid[index.to(device)]
 
     attempts = sorted({r.attempt for r in rows if r.attempt > 0})
     generators = [torch.Generator().manual_seed(seed + a) for a in attempts]
@@ -271,14 +280,14 @@ def decode_rows(runner, prompts: Prompts, rows: Sequence[Row], *, eos_id: int, u
         live &= ~ended
         if not live.any():
             break
-        valid = torch.cat([valid, torch.ones(len(batch), 1, dtype=torch.bool, device=device)], dim=1)
+        width += 1  # the token fed next is valid for every row (ended rows are masked by being dropped)
         if (~live).sum() * 2 >= len(batch):  # half the batch has ended: drop those rows (and their cache)
             keep = live.nonzero()[:, 0]
             kept = runner.select(cache, keep.to(device))
             if kept is not None:
                 cache, batch, nxt, live = kept, batch[keep], nxt[keep], live[keep]
                 valid, next_pos = valid[keep.to(device)], next_pos[keep.to(device)]
-        logits, cache = runner.step(runner.embed(nxt[:, None].to(device)), next_pos, valid, cache)
+        logits, cache = runner.step(runner.embed(nxt[:, None].to(device)), next_pos, valid[:, :width], cache)
         next_pos = next_pos + 1
     out = []
     for i in range(n):
