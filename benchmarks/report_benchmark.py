@@ -7,8 +7,10 @@ Phantom (SYNTHETIC) part, on the store's test split:
     its fixation tokens left out at inference (labelled). The classifier is ``--classifier`` or the
     simulated one of :mod:`models.report.evaluate` (ground truth + N(0, ``--noise``), no boxes; labelled in
     the output; ``--noise 0`` is the oracle plan, which measures the writer alone).
-    95 % bootstrap CIs (1000 resamples of reports) for CE F1 (micro-14) and ROUGE-L, and paired CIs for
-    (b) minus (a), (a) minus template and gaze minus no-gaze. Each LM row says how many of its sentences the
+    95 % bootstrap CIs (1000 resamples of reports) for CE F1 under both conventions of
+    :mod:`models.metrics.report` (micro over 14 findings, positive only; micro over CheXbert's 5 findings,
+    uncertain = positive; 0.0 where nothing is positive, as everywhere there) and ROUGE-L, and paired CIs
+    for (b) minus (a), (a) minus template and gaze minus no-gaze. Each LM row says how many of its sentences the
     LM wrote (the rest fell back to the template after the labeler refused the LM's samples).
 IU X-ray part (deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports; not R2Gen's split):
     LM perplexity on the test report sentences (after their controls, and with the control reduced to the
@@ -35,19 +37,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.vocab import FINDINGS  # noqa: E402
+from models.metrics.report import CE_CONVENTIONS, ce_label_matrix, micro_f1  # noqa: E402
+
+# The CE-F1 conventions with CIs, by the key they get: "ce_f1_micro14_positive_only", "ce_f1_micro5_uncertain_positive".
+CE_CI = {c.key("f1", "micro"): c for c in CE_CONVENTIONS}
 
 
-def ce_matrix(labels: list[dict]) -> np.ndarray:
-    """``(N, 14)`` 0/1: finding labelled positive."""
-    return np.array([[1.0 if lab.get(f) == 1 else 0.0 for f in FINDINGS] for lab in labels])
+def ce_matrices(labels: list[dict]) -> dict[str, np.ndarray]:
+    """Per CE convention key, the ``(N, findings)`` 0/1 matrix of :func:`models.metrics.report.ce_label_matrix`."""
+    return {key: ce_label_matrix(labels, c) for key, c in CE_CI.items()}
 
 
-def micro_f1(ref: np.ndarray, hyp: np.ndarray) -> float:
-    tp = float((ref * hyp).sum())
-    fp = float(((1 - ref) * hyp).sum())
-    fn = float((ref * (1 - hyp)).sum())
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+def metrics_row(metrics: dict) -> dict:
+    """The score dict without its per-finding CE tables (``ce_per_finding*``: bulky, recomputable from labels)."""
+    return {k: v for k, v in metrics.items() if not k.startswith("ce_per_finding")}
 
 
 def ci(fn, *arrays) -> dict:
@@ -93,7 +96,7 @@ def phantom_part(args, scorer) -> dict:
         systems["(b) gaze2report, predicted gaze"] = dict(mode="gaze2report", gaze="predicted")
     lab = default_labeler()
     refs = [c.report.text for c in cases]
-    ref_m = ce_matrix(lab.label_many(refs))
+    ref_m = ce_matrices(lab.label_many(refs))
     out, per = {}, {}
     for name, kw in systems.items():
         t0 = time.time()
@@ -103,28 +106,29 @@ def phantom_part(args, scorer) -> dict:
         metrics = scorer.score(run["references"], run["hypotheses"])
         from pycocoevalcap.rouge.rouge import Rouge
 
-        from models.metrics.report import clean_report
-
-        _, rouge_each = Rouge().compute_score({i: [clean_report(r)] for i, r in enumerate(refs)},
-                                              {i: [clean_report(h)] for i, h in enumerate(run["hypotheses"])})
-        hyp_m = ce_matrix(lab.label_many(run["hypotheses"]))
+        # Per-report ROUGE-L on the scorer's own (R2Gen) cleaning, so its CI matches the corpus ROUGE-L.
+        _, rouge_each = Rouge().compute_score({i: [scorer.clean(r)] for i, r in enumerate(refs)},
+                                              {i: [scorer.clean(h)] for i, h in enumerate(run["hypotheses"])})
+        hyp_m = ce_matrices(lab.label_many(run["hypotheses"]))
         per[name] = {"ce": hyp_m, "rouge": np.asarray(rouge_each)}
         out[name] = {
-            "metrics": {k: v for k, v in metrics.items() if k != "ce_per_finding"},
-            "ce_f1_micro14_ci": ci(micro_f1, ref_m, hyp_m),
+            "metrics": metrics_row(metrics),
+            **{f"{key}_ci": ci(micro_f1, ref_m[key], hyp_m[key]) for key in CE_CI},
             "rouge_l_ci": ci(np.mean, np.asarray(rouge_each)),
             "timing_cpu": timing_summary(run),
             "example": {"id": cases[0].id, "reference": refs[0], "generated": run["hypotheses"][0],
                         "evidence": [e.__dict__ for e in run["reports"][0].evidence]},
             "seconds": time.time() - t0,
         }
-        print(f"  {name}: CE F1 {out[name]['ce_f1_micro14_ci']['estimate']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+        print(f"  {name}: CE-F1 micro14 positive-only {out[name]['ce_f1_micro14_positive_only_ci']['estimate']:.3f}, "
+              f"micro5 uncertain-positive {out[name]['ce_f1_micro5_uncertain_positive_ci']['estimate']:.3f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
 
     def delta(a: str, b: str) -> dict:
-        return {
-            "ce_f1_micro14": ci(lambda r, x, y: micro_f1(r, x) - micro_f1(r, y), ref_m, per[a]["ce"], per[b]["ce"]),
-            "rouge_l": ci(lambda x, y: float(np.mean(x - y)), per[a]["rouge"], per[b]["rouge"]),
-        }
+        d = {key: ci(lambda r, x, y: micro_f1(r, x) - micro_f1(r, y), ref_m[key], per[a]["ce"][key], per[b]["ce"][key])
+             for key in CE_CI}
+        d["rouge_l"] = ci(lambda x, y: float(np.mean(x - y)), per[a]["rouge"], per[b]["rouge"])
+        return d
 
     deltas = {
         "(b) recorded gaze - (a)": delta("(b) gaze2report, recorded gaze", "(a) prompt"),
@@ -206,7 +210,7 @@ def iu_part(args, scorer) -> dict:
                        ("template (oracle keywords)", template),
                        ("LM prompt mode (oracle keywords)", lm_out)):
         m = scorer.score(refs, hyps)
-        results[name] = {k: v for k, v in m.items() if k != "ce_per_finding"}
+        results[name] = metrics_row(m)
     return {"split": "deterministic 7:1:2 hash split of the 2,955 R2Gen-rule reports (NOT R2Gen's assignment)",
             "n_train": len(train), "n_test_total": len(test_all), "n_test_generated": len(test),
             "perplexity_test_prompted": math.exp(nll_p), "perplexity_test_unprompted": math.exp(nll_u),
@@ -264,20 +268,26 @@ def main(argv=None) -> int:
 def print_tables(result: dict) -> None:
     ph = result["phantom"]
     print(f"\nPhantom test (SYNTHETIC, n={ph['n_test']}; classifier: {ph['classifier'][:60]}...)")
+    print("CE-F1 conventions: micro14 pos-only = 14 findings, positive only; micro5 unc+pos = CheXbert's 5 "
+          "findings, uncertain = positive; macro14 pos-only = mean over all 14 (0.0 where undefined)")
     print(f"{'system':42s} {'B-1':>6s} {'B-4':>6s} {'MET':>6s} {'R-L':>6s} {'CIDEr':>6s} {'BERTS':>6s} "
-          f"{'CE-F1 micro14 [95% CI]':>26s} {'macro14':>8s} {'LM sent':>7s} {'tok/s':>7s} {'lat s':>6s}")
+          f"{'CE-F1 micro14 pos-only [95% CI]':>31s} {'micro5 unc+pos [95% CI]':>26s} {'macro14 pos-only':>16s} "
+          f"{'LM sent':>7s} {'tok/s':>7s} {'lat s':>6s}")
     for name, s in ph["systems"].items():
-        m, c, t = s["metrics"], s["ce_f1_micro14_ci"], s["timing_cpu"]
+        m, c, c5, t = (s["metrics"], s["ce_f1_micro14_positive_only_ci"], s["ce_f1_micro5_uncertain_positive_ci"],
+                       s["timing_cpu"])
         tps = f"{t['tokens_per_s']:.0f}" if t["tokens_per_s"] else "-"
         share = f"{t['lm_sentences'] / t['sentences']:.2f}" if t["lm_sentences"] else "-"
         print(f"{name:42s} {m['BLEU-1']:6.3f} {m['BLEU-4']:6.3f} {m.get('METEOR', float('nan')):6.3f} "
               f"{m['ROUGE-L']:6.3f} {m['CIDEr']:6.3f} {m.get('BERTScore (MiniLM-L6) F1', float('nan')):6.3f} "
-              f"{c['estimate']:6.3f} [{c['low']:.3f}, {c['high']:.3f}]   {m['ce_f1_macro14']:8.3f} {share:>7s} {tps:>7s} "
+              f"{c['estimate']:11.3f} [{c['low']:.3f}, {c['high']:.3f}]   {c5['estimate']:6.3f} [{c5['low']:.3f}, "
+              f"{c5['high']:.3f}]   {m['ce_f1_macro14_positive_only']:16.3f} {share:>7s} {tps:>7s} "
               f"{t['report_latency_s_mean']:6.2f}")
     print("\nPaired differences (95% bootstrap CI)")
     for name, d in ph["paired_deltas"].items():
-        ce, rl = d["ce_f1_micro14"], d["rouge_l"]
-        print(f"{name:42s} CE-F1 {ce['estimate']:+.3f} [{ce['low']:+.3f}, {ce['high']:+.3f}]   "
+        ce, ce5, rl = d["ce_f1_micro14_positive_only"], d["ce_f1_micro5_uncertain_positive"], d["rouge_l"]
+        print(f"{name:42s} CE-F1 micro14 pos-only {ce['estimate']:+.3f} [{ce['low']:+.3f}, {ce['high']:+.3f}]   "
+              f"micro5 unc+pos {ce5['estimate']:+.3f} [{ce5['low']:+.3f}, {ce5['high']:+.3f}]   "
               f"ROUGE-L {rl['estimate']:+.3f} [{rl['low']:+.3f}, {rl['high']:+.3f}]")
     if "iu_xray" in result:
         iu = result["iu_xray"]
@@ -286,7 +296,8 @@ def print_tables(result: dict) -> None:
         print(f"LM wrote {iu['lm_sentence_share']:.2f} of the prompt-mode sentences (the rest: template fallback)")
         for name, m in iu["systems"].items():
             print(f"{name:46s} B-1 {m['BLEU-1']:.3f} B-4 {m['BLEU-4']:.3f} MET {m.get('METEOR', float('nan')):.3f} "
-                  f"R-L {m['ROUGE-L']:.3f} CIDEr {m['CIDEr']:.3f} CE-F1 micro14 {m['ce_f1_micro14']:.3f}")
+                  f"R-L {m['ROUGE-L']:.3f} CIDEr {m['CIDEr']:.3f} CE-F1 micro14 pos-only "
+                  f"{m['ce_f1_micro14_positive_only']:.3f} micro5 unc+pos {m['ce_f1_micro5_uncertain_positive']:.3f}")
         print(f"LM timing (CPU): {iu['lm_timing_cpu']['tokens_per_s']:.0f} tokens/s, "
               f"{iu['lm_timing_cpu']['report_latency_s_mean']:.2f} s/report")
 

@@ -114,6 +114,8 @@ def evaluate(args) -> int:
     Path(args.json).write_text(json.dumps(out, indent=1))
     m = metrics
     written = f", LM wrote {run['lm_sentences']}/{run['sentences']} sentences" if args.mode != "template" else ""
-    print(f"{args.mode}: BLEU-4 {m['BLEU-4']:.3f} ROUGE-L {m['ROUGE-L']:.3f} CE F1 micro14 {m['ce_f1_micro14']:.3f}"
+    print(f"{args.mode}: BLEU-4 {m['BLEU-4']:.3f} ROUGE-L {m['ROUGE-L']:.3f} "
+          f"CE-F1 {m['ce_f1_micro14_positive_only']:.3f} (micro, 14 findings, positive only) / "
+          f"{m['ce_f1_micro5_uncertain_positive']:.3f} (micro, CheXbert's 5, uncertain = positive)"
           f"{written} -> {args.json}" + (" (SYNTHETIC data)" if source.synthetic else ""))
     return 0
