@@ -6,13 +6,15 @@ literature (MIT/Tuebingen benchmark, GazeSearch/Gazeformer ``metrics.py``), writ
 
 - :func:`correlation_coefficient` (CC): Pearson correlation of the two z-normalised maps. NaN when either map
   is constant (the correlation is undefined); aggregate with ``np.nanmean`` and report how many were NaN.
-- :func:`kl_divergence` (KL): ``KL(gaze || pred)`` of the sum-normalised maps, in nats; 0 = identical, lower
-  is better. The gaze map is the reference distribution, as in the saliency benchmarks.
-- :func:`nss` (NSS): mean z-normalised prediction at the fixated pixels.
+- :func:`kl_divergence` (KL): ``KL(gaze || pred)`` of the sum-normalised maps, in nats, exactly as the MIT
+  saliency benchmark's ``KLdiv.m`` computes it (MATLAB's ``eps`` = 2.2204e-16 as the regulariser); 0 =
+  identical, lower is better. The gaze map is the reference distribution, as in the saliency benchmarks.
+- :func:`nss` (NSS): mean z-normalised prediction at the fixations; ``unique=True`` averages over the set of
+  fixated pixels (the MIT benchmark's binary fixation map) instead of over fixations.
 - :func:`iou_binarised`: MedGaze's IoU: both maps binarised at ``> threshold`` of their own maximum
   (threshold 0 = any non-zero pixel, MedGaze's choice), then |A and B| / |A or B|.
-- :func:`iou_topk`: IoU of the top-``k`` fraction of pixels of each map (equal areas, so the score does not
-  depend on the maps' spread or scale; ``k=0.1`` = top 10%).
+- :func:`iou_topk`: IoU of the top-``k`` threshold masks of the two maps (``k=0.1`` = the pixels at or above
+  each map's 90th-percentile value; tied pixels are in or out together). NaN when either map is constant.
 - :func:`pointing_hit`: the pointing game: does the map's maximum fall inside any of the boxes?
 - :func:`mass_inside_boxes`: fraction of the map's mass inside the union of boxes.
 
@@ -26,6 +28,9 @@ import math
 import numpy as np
 
 EPS = 1e-7
+# MATLAB's ``eps`` (the spacing of doubles at 1.0), the regulariser of the MIT saliency benchmark's KLdiv.m.
+MATLAB_EPS = float(np.finfo(np.float64).eps)  # 2.220446049250313e-16
+NSS_OUTSIDE = ("clip", "drop", "raise")
 
 
 def _map(m, name: str) -> np.ndarray:
@@ -68,45 +73,86 @@ def correlation_coefficient(pred, gaze) -> float:
     return float(np.clip((zp * zg).mean(), -1.0, 1.0))
 
 
-def kl_divergence(pred, gaze, eps: float = EPS) -> float:
-    """``KL(gaze || pred)`` in nats of the sum-normalised non-negative maps; NaN if ``gaze`` is all zero.
+def kl_divergence(pred, gaze, eps: float = MATLAB_EPS) -> float:
+    """``KL(gaze || pred)`` in nats, the MIT saliency benchmark's definition; NaN if ``gaze`` is all zero.
 
-    An all-zero prediction is treated as uniform (it carries no information)."""
+    Both maps are normalised to sum 1 and ``KL = sum(gaze * log(eps + gaze / (pred + eps)))`` with
+    ``eps = 2.2204e-16`` (MATLAB's ``eps``), which is ``code_forMetrics/KLdiv.m`` of the MIT saliency
+    benchmark (Bylinskii et al., github.com/cvzoya/saliency; checked against that file and its copies in
+    other repositories). Following that code, an all-zero prediction is left unnormalised (all zero), so it
+    scores the large ``sum(gaze * log(eps + gaze / eps))`` = ``log(1 / eps) - H(gaze)`` (36.04 nats minus the
+    gaze map's entropy): it is penalised, not treated as uniform. The one deliberate departure: an all-zero gaze map returns NaN (KLdiv.m returns 0, a perfect
+    score for an undefined comparison).
+
+    Args:
+        eps: the regulariser; keep the default to compare with published MIT-benchmark numbers.
+    """
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (MATLAB's eps, {MATLAB_EPS:.4g}, is the benchmark's), got {eps}")
     p, g = _pair(pred, gaze)
     p, g = _nonneg(p, "pred"), _nonneg(g, "gaze")
     if g.sum() <= 0:
         return float("nan")
     g = g / g.sum()
-    p = p / p.sum() if p.sum() > 0 else np.full_like(p, 1.0 / p.size)
-    return float(np.sum(g * np.log((g + eps) / (p + eps))))
+    if p.sum() > 0:
+        p = p / p.sum()
+    return float(np.sum(g * np.log(eps + g / (p + eps))))
 
 
-def nss(pred, fixations) -> float:
-    """Normalised scanpath saliency: mean z-scored ``pred`` at the fixated pixels.
+def nss(pred, fixations, *, unique: bool = False, outside: str = "clip") -> float:
+    """Normalised scanpath saliency: mean z-scored ``pred`` at the fixations.
 
     Args:
         pred: ``(H, W)`` saliency map.
-        fixations: ``(N, 2+)`` array of (x, y[, ...]) in map pixels, or an ``(H, W)`` binary fixation map.
-            Points outside the map are ignored.
+        fixations: ``(N, 2+)`` array of (x, y[, ...]) in map pixels (point ``x`` lies in column
+            ``floor(x)``), or an ``(H, W)`` non-negative fixation map (a count map, or 0/1).
+        unique: False (default) averages over fixations: a pixel fixated twice counts twice (the mean over
+            the fixation list, as scanpath papers compute it; for a fixation map, each pixel weighted by its
+            count). True averages over the *set* of fixated pixels, i.e. over the binary fixation map
+            ``fixations > 0``: the MIT saliency benchmark's convention (``NSS.m`` takes
+            ``mean(map(logical(fixationMap)))``). Both z-score ``pred`` with its population std (MATLAB's
+            ``std`` divides by N-1: a factor ``sqrt(1 - 1/(H*W))``, negligible on a saliency map).
+        outside: what happens to points off the map. ``"clip"`` (default) moves them to the nearest border
+            pixel, so every fixation is counted (eye trackers report points a little past the image edge,
+            and ``x == W`` is the edge itself); ``"drop"`` ignores them (the old behaviour, now only when
+            asked for); ``"raise"`` refuses them.
 
     Returns:
-        NSS (0 = chance, higher is better); NaN when ``pred`` is constant or no fixation lies on the map.
+        NSS (0 = chance, higher is better); NaN when ``pred`` is constant or there is no fixation.
     """
+    if outside not in NSS_OUTSIDE:
+        raise ValueError(f"outside must be one of {NSS_OUTSIDE}, got {outside!r}")
     p = _map(pred, "pred")
     z = _zscore(p)
     fx = np.asarray(fixations, dtype=np.float64)
     if fx.shape == p.shape:  # a fixation map (an (N, 2) pred would be ambiguous, but is no saliency map)
-        mask = fx > 0
+        counts = _nonneg(_map(fx, "fixations"), "fixations")
+        mask = counts > 0
         if z is None or not mask.any():
             return float("nan")
-        return float(z[mask].mean())
+        if unique:
+            return float(z[mask].mean())
+        return float((z * counts).sum() / counts.sum())
     if fx.ndim != 2 or fx.shape[1] < 2:
         raise ValueError(f"fixations: expected (N, 2) x, y points or an {p.shape} fixation map, got shape {fx.shape}")
-    cols, rows = np.floor(fx[:, 0]).astype(int), np.floor(fx[:, 1]).astype(int)
-    ok = (cols >= 0) & (cols < p.shape[1]) & (rows >= 0) & (rows < p.shape[0])
-    if z is None or not ok.any():
+    if not np.all(np.isfinite(fx[:, :2])):
+        raise ValueError("fixations: x, y contain NaN or infinite values; drop those rows first")
+    h, w = p.shape
+    cols, rows = np.floor(fx[:, 0]), np.floor(fx[:, 1])
+    off = (cols < 0) | (cols >= w) | (rows < 0) | (rows >= h)
+    if off.any() and outside == "raise":
+        raise ValueError(f"fixations: {int(off.sum())} of {len(fx)} points lie outside the {w} x {h} map; "
+                         "pass outside='clip' to move them to the border or outside='drop' to ignore them")
+    if outside == "drop":
+        cols, rows = cols[~off], rows[~off]
+    cols = np.clip(cols, 0, w - 1).astype(np.int64)
+    rows = np.clip(rows, 0, h - 1).astype(np.int64)
+    if z is None or len(cols) == 0:
         return float("nan")
-    return float(z[rows[ok], cols[ok]].mean())
+    if unique:
+        flat = np.unique(rows * w + cols)
+        return float(z.ravel()[flat].mean())
+    return float(z[rows, cols].mean())
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,20 +176,35 @@ def iou_binarised(pred, gaze, threshold: float = 0.0) -> float:
 
 
 def topk_mask(m, k: float) -> np.ndarray:
-    """Boolean mask of the ``ceil(k * H * W)`` highest pixels of ``m`` (ties broken by position)."""
+    """Boolean threshold mask of the top ``k`` fraction of ``m``: ``m >= t``, where ``t`` is the
+    ``ceil(k * H * W)``-th largest value (the value at the ``1 - k`` quantile).
+
+    Tied pixels are in or out together, never picked by their position, so the mask can hold more than
+    ``ceil(k * H * W)`` pixels when values tie at ``t``. One exception keeps the mask a ranking: when ``t`` is
+    the map's minimum (e.g. the zero background of a sparse map that has fewer than ``k * H * W`` non-zero
+    pixels), the tied minimum is left out, so the mask is the pixels above the floor and holds fewer than
+    ``ceil(k * H * W)`` pixels (``m >= t`` would be the whole map). A constant map has no ranking: its mask
+    is empty, and :func:`iou_topk` returns NaN for it."""
     if not 0.0 < k <= 1.0:
         raise ValueError(f"k must be a fraction in (0, 1], got {k}")
     arr = _map(m, "map")
     n = max(1, math.ceil(k * arr.size))
-    flat = np.zeros(arr.size, dtype=bool)
-    flat[np.argsort(-arr.ravel(), kind="stable")[:n]] = True
-    return flat.reshape(arr.shape)
+    flat = arr.ravel()
+    t = np.partition(flat, flat.size - n)[flat.size - n]  # the n-th largest value
+    floor = flat.min()
+    return arr > floor if t <= floor else arr >= t
 
 
 def iou_topk(pred, gaze, k: float = 0.1) -> float:
-    """IoU of the top-``k`` fraction of pixels of each map (equal-area masks); NaN if ``gaze`` is all zero."""
+    """IoU of the top-``k`` threshold masks (:func:`topk_mask`) of the two maps.
+
+    NaN when either map is constant (all zero included): a constant map ranks no pixel above another, so it
+    has no top-``k`` region to compare (filling one by pixel position, as before, gave an all-zero prediction
+    a high score). Aggregate with ``np.nanmean`` and report the NaN count."""
+    if not 0.0 < k <= 1.0:
+        raise ValueError(f"k must be a fraction in (0, 1], got {k}")
     p, g = _pair(pred, gaze)
-    if g.max() <= g.min():
+    if p.max() <= p.min() or g.max() <= g.min():
         return float("nan")
     return _iou(topk_mask(p, k), topk_mask(g, k))
 
@@ -203,6 +264,7 @@ def saliency_agreement(pred, gaze, *, k: float = 0.1, threshold: float = 0.0) ->
 __all__ = [
     "correlation_coefficient",
     "kl_divergence",
+    "MATLAB_EPS",
     "nss",
     "iou_binarised",
     "iou_topk",
