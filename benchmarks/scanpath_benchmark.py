@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-text", choices=("none", "ground_truth"), default="none",
+                   help="conditioning of a text-trained model: none (deployed) or ground-truth reports (oracle)")
     p.add_argument("--json", default="benchmarks/results/scanpath_benchmark.json")
     args = p.parse_args(argv)
 
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     summary = run_evaluation(source, predictor, split=args.split, samples=args.samples, temperature=args.temperature,
-                             max_images=args.max_images, n_boot=args.bootstrap, seed=args.seed, classifier=classifier)
+                             max_images=args.max_images, n_boot=args.bootstrap, seed=args.seed, classifier=classifier,
+                             report_text=args.report_text)
     summary["evaluation_seconds"] = time.time() - t0
     test = [c for c in source.split(args.split) if reader_paths(c)]
     summary["classifier_attention_baseline"] = classifier_note

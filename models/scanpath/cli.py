@@ -83,6 +83,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the CIs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--report-text", choices=("none", "ground_truth"), default="none",
+                   help="what a model trained with --text is conditioned on: none (as deployed) or each test "
+                        "case's ground-truth report (an oracle setting, recorded as such in the JSON)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
 
 
@@ -95,7 +98,8 @@ def evaluate(args: argparse.Namespace) -> int:
     predictor = ScanpathPredictor.from_checkpoint(args.model, device=args.device)
     source = open_dataset(args.data, args.images)
     summary = run_evaluation(source, predictor, split=args.split, samples=args.samples, temperature=args.temperature,
-                             max_images=args.max_images, n_boot=args.bootstrap, seed=args.seed)
+                             max_images=args.max_images, n_boot=args.bootstrap, seed=args.seed,
+                             report_text=args.report_text)
     summary["model"] = str(args.model)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,21 @@ predicts another. Images with fewer than two readers have no ceiling.
 Fixation durations are judged as a distribution: the two-sample KS statistic between a system's pooled
 durations and the readers' pooled durations (ceiling: each reader's pooled durations against the other
 readers', averaged over readers). Bootstrap CIs resample images.
+
+Report-text conditioning (models trained with ``--text``) is an explicit choice, ``report_text`` in
+:func:`run_evaluation` / :func:`predictor_systems`, recorded in the summary as ``"report_text"`` with a note:
+``"none"`` (default: no text, as in the deployed pipeline, which predicts gaze before any report is
+written), ``"generated"`` (reports you supply, e.g. the report generator's) or ``"ground_truth"`` (each
+test case's own reference report: an **oracle** setting, an upper bound that the deployed system cannot
+reach, though it is the task definition of report-guided scanpath prediction). Models without text
+ignore it either way (``"report_text_used_by_model": false``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +38,16 @@ RATIO_METRICS = ("cc", "iou_topk", "nss", "iou_binarised_medgaze", "cc_binarised
 
 Scanpath = list[Fixation]
 System = Callable[[Case], Sequence[Scanpath]]
+ReportTexts = Mapping[str, str] | Callable[[Case], "str | None"]
+
+REPORT_TEXT_DEFAULT = "none"
+REPORT_TEXT_NOTES = {
+    "none": "no report text: the predictor gets its empty-report (zero) text input, as in the deployed "
+            "pipeline, which predicts gaze before any report exists",
+    "generated": "generated report text supplied by the caller (generated_reports), not the ground truth",
+    "ground_truth": "ORACLE: each test case's own ground-truth report conditions its scanpath; the deployed "
+                    "pipeline never has it, so this is an upper bound, not comparable with image-only rows",
+}
 
 
 @dataclass
@@ -219,8 +237,14 @@ def summarise(result: EvalResult, *, n_boot: int = 1000, seed: int = 0, level: f
 
 def format_table(summary: dict, metrics: Sequence[str] = ("mm_mean", "cc", "iou_binarised_medgaze", "cc_binarised_medgaze",
                                                           "iou_topk", "nss", "scanmatch", "sequence_score")) -> str:
-    """A plain-text table: one row per system, ``mean [low, high]`` per metric, then ratios to the ceiling."""
-    lines = [f"{'system':<22}" + "".join(f"{m:>24}" for m in metrics) + f"{'duration_ks':>24}"]
+    """A plain-text table: one row per system, ``mean [low, high]`` per metric, then ratios to the ceiling;
+    headed by the report-text conditioning when the summary records it (so an oracle row is never unlabelled)."""
+    lines = []
+    if "report_text" in summary:
+        used = summary.get("report_text_used_by_model")
+        lines.append(f"report text: {summary['report_text']} ({summary.get('report_text_note', '')})"
+                     + ("; the predictor ignores text" if used is False else ""))
+    lines.append(f"{'system':<22}" + "".join(f"{m:>24}" for m in metrics) + f"{'duration_ks':>24}")
 
     def cell(d):
         return f"{d['mean']:.3f} [{d['low']:.3f},{d['high']:.3f}]"
@@ -261,14 +285,59 @@ def baseline_systems(train_cases: Sequence[Case], *, slots: int | None = None, s
     return systems
 
 
-def predictor_systems(predictor, *, samples: int = 1, temperature: float = 1.0, seed: int = 0) -> dict[str, System]:
+def check_report_text(report_text: str, generated_reports: ReportTexts | None = None) -> None:
+    """ValueError naming the argument when ``report_text`` / ``generated_reports`` do not fit together."""
+    if not isinstance(report_text, str) or report_text not in REPORT_TEXT_NOTES:
+        raise ValueError(f"report_text must be one of {', '.join(repr(k) for k in REPORT_TEXT_NOTES)}, got "
+                         f"{report_text!r} ('ground_truth' is the oracle setting, 'none' the deployed one)")
+    if report_text == "generated" and generated_reports is None:
+        raise ValueError("report_text='generated' needs generated_reports: a mapping case id -> report text, or a "
+                         "function case -> text")
+    if report_text != "generated" and generated_reports is not None:
+        raise ValueError(f"generated_reports is only read with report_text='generated' (got report_text="
+                         f"{report_text!r}): pass report_text='generated' or drop generated_reports")
+
+
+def report_text_source(report_text: str = REPORT_TEXT_DEFAULT,
+                       generated_reports: ReportTexts | None = None) -> Callable[[Case], "str | None"]:
+    """``case -> text`` that conditions the predictor under ``report_text`` (see the module docstring)."""
+    check_report_text(report_text, generated_reports)
+    if report_text == "none":
+        return lambda case: None
+    if report_text == "ground_truth":
+        return lambda case: case.report.text if case.report else None
+    if callable(generated_reports):
+        return generated_reports
+
+    def lookup(case: Case) -> str:
+        if case.id not in generated_reports:
+            raise ValueError(f"generated_reports has no report for case {case.id!r}: give one per test case")
+        return generated_reports[case.id]
+
+    return lookup
+
+
+def report_text_record(report_text: str, predictor=None) -> dict:
+    """What the summary says about text conditioning: the mode, its note, whether the model reads text."""
+    uses = getattr(predictor, "uses_text", None) if predictor is not None else None
+    return {"report_text": report_text, "report_text_note": REPORT_TEXT_NOTES[report_text],
+            "report_text_used_by_model": None if uses is None else bool(uses)}
+
+
+def predictor_systems(predictor, *, samples: int = 1, temperature: float = 1.0, seed: int = 0,
+                      report_text: str = REPORT_TEXT_DEFAULT, generated_reports: ReportTexts | None = None
+                      ) -> dict[str, System]:
     """``predictor`` (mean path) and, with ``samples`` > 1, ``predictor_samples`` (that many sampled paths;
-    their scores are averaged per image)."""
+    their scores are averaged per image).
+
+    Args:
+        report_text: what conditions a text model: "none" (default, as deployed), "generated" (from
+            ``generated_reports``) or "ground_truth" (the case's own report: an oracle setting).
+        generated_reports: case id -> report text, or ``case -> text``; only with ``report_text="generated"``.
+    """
     from models.imaging import read_image
 
-    def text_of(case: Case) -> str | None:
-        return case.report.text if case.report else None
-
+    text_of = report_text_source(report_text, generated_reports)
     systems: dict[str, System] = {"predictor": lambda c: predictor(read_image(c.image.path), report_text=text_of(c))}
     if samples > 1:
         systems["predictor_samples"] = lambda c: predictor(read_image(c.image.path), n_samples=samples, report_text=text_of(c),
@@ -278,10 +347,18 @@ def predictor_systems(predictor, *, samples: int = 1, temperature: float = 1.0, 
 
 def run_evaluation(source, predictor=None, *, split: str = "test", samples: int = 1, temperature: float = 1.0,
                    max_images: int | None = None, n_boot: int = 1000, seed: int = 0, classifier=None,
-                   baselines: bool = True, settings: MetricSettings | None = None, progress=None) -> dict:
+                   baselines: bool = True, settings: MetricSettings | None = None, progress=None,
+                   report_text: str = REPORT_TEXT_DEFAULT, generated_reports: ReportTexts | None = None) -> dict:
     """Evaluate a predictor, the baselines and the human ceiling on one split of a CaseSource.
 
-    Returns the :func:`summarise` dict plus ``dataset``, ``synthetic``, ``split`` and ``case_ids``."""
+    Args:
+        report_text: text conditioning of the predictor, "none" (default: as deployed), "generated" (needs
+            ``generated_reports``) or "ground_truth" (each case's own report: an ORACLE setting, an upper
+            bound). Recorded as ``report_text``, ``report_text_note`` and ``report_text_used_by_model``.
+
+    Returns the :func:`summarise` dict plus ``dataset``, ``synthetic``, ``split``, ``case_ids`` and the
+    report-text record."""
+    check_report_text(report_text, generated_reports)
     test = [c for c in source.split(split) if reader_paths(c)]
     if predictor is not None or classifier is not None:
         test = [c for c in test if c.image.path and Path(c.image.path).is_file()]
@@ -292,7 +369,8 @@ def run_evaluation(source, predictor=None, *, split: str = "test", samples: int 
                          + (" and an image file (pass --images for REFLACX / EGD-CXR)" if predictor is not None else ""))
     systems: dict[str, System] = {}
     if predictor is not None:
-        systems.update(predictor_systems(predictor, samples=samples, temperature=temperature, seed=seed))
+        systems.update(predictor_systems(predictor, samples=samples, temperature=temperature, seed=seed,
+                                         report_text=report_text, generated_reports=generated_reports))
     if baselines:
         train_cases = [_with_size(c) for c in source.split("train") if reader_paths(c) and _size_known(c)]
         if not train_cases:
@@ -303,4 +381,5 @@ def run_evaluation(source, predictor=None, *, split: str = "test", samples: int 
     summary = summarise(result, n_boot=n_boot, seed=seed)
     summary.update({"dataset": source.name, "synthetic": bool(source.synthetic), "split": split, "samples": samples,
                     "temperature": temperature, "case_ids": result.case_ids})
+    summary.update(report_text_record(report_text, predictor))
     return summary

@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from models.schema import Case, Fixation, ImageRef
+from models.datasets.base import CaseSource
+from models.schema import Case, Fixation, ImageRef, Report
 from models.scanpath.baselines import CentreBias, MapSampler, PathStatistics, mean_fixation_map
 from models.scanpath.coverage import coverage
-from models.scanpath.evaluate import CEILING, MetricSettings, evaluate_systems, format_table, summarise
+from models.scanpath.evaluate import (CEILING, REPORT_TEXT_NOTES, MetricSettings, evaluate_systems, format_table,
+                                     predictor_systems, run_evaluation, summarise)
 from models.vocab import REGION_NAMES
 
 
@@ -120,3 +122,82 @@ def test_evaluation_protocol_oracle_ceiling_and_ratios():
     assert summary["duration_ks"]["corner"]["mean"] == 1.0  # 0.1 s vs 0.25 s: disjoint
     table = format_table(summary)
     assert "oracle_reader_1" in table and CEILING in table and "ratio to human ceiling" in table
+
+
+# ------------------------------------------------------------------------------------- report-text conditioning
+class TextRecordingPredictor:
+    """Stands in for a ScanpathPredictor trained with --text: records the report text of every call."""
+
+    uses_text = True
+
+    def __init__(self):
+        self.texts = []
+
+    def __call__(self, image, *, n_samples=1, report_text=None, **kw):
+        self.texts.append(report_text)
+        return [[Fixation(300, 200, 0.0, 0.25), Fixation(320, 210, 0.25, 0.25)] for _ in range(n_samples)]
+
+
+def report_cases(tmp_path) -> list[Case]:
+    cases = []
+    for i, c in enumerate(training_cases()):
+        image = tmp_path / f"{c.id}.png"
+        image.write_bytes(b"not read: read_image is replaced in these tests")
+        cases.append(Case(c.id, ImageRef(str(image), 600, 400), fixations=c.fixations, readers=c.readers,
+                          report=Report(findings=f"Ground truth report {i}.")))
+    return cases
+
+
+@pytest.fixture
+def no_pixels(monkeypatch):
+    monkeypatch.setattr("models.imaging.read_image", lambda path: path)
+
+
+def test_predictor_systems_text_conditioning_is_explicit(tmp_path, no_pixels):
+    case = report_cases(tmp_path)[0]
+    predictor = TextRecordingPredictor()
+    predictor_systems(predictor)["predictor"](case)  # default: no text (the old default fed the ground truth)
+    predictor_systems(predictor, report_text="ground_truth")["predictor"](case)
+    predictor_systems(predictor, report_text="generated", generated_reports={case.id: "Generated."})["predictor"](case)
+    predictor_systems(predictor, report_text="generated", generated_reports=lambda c: f"from {c.id}")["predictor"](case)
+    systems = predictor_systems(predictor, samples=3, report_text="ground_truth")
+    assert len(systems["predictor_samples"](case)) == 3
+    assert predictor.texts == [None, "Ground truth report 0.", "Generated.", "from c0", "Ground truth report 0."]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"report_text": "gt"}, "report_text must be one of 'none', 'generated', 'ground_truth', got 'gt'"),
+    ({"report_text": True}, "report_text must be one of"),
+    ({"report_text": "generated"}, "report_text='generated' needs generated_reports"),
+    ({"generated_reports": {"c0": "x"}}, "generated_reports is only read with report_text='generated'"),
+])
+def test_report_text_errors_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        predictor_systems(TextRecordingPredictor(), **kwargs)
+
+
+def test_generated_reports_must_cover_every_case(tmp_path, no_pixels):
+    case = report_cases(tmp_path)[0]
+    systems = predictor_systems(TextRecordingPredictor(), report_text="generated", generated_reports={"other": "x"})
+    with pytest.raises(ValueError, match="generated_reports has no report for case 'c0'"):
+        systems["predictor"](case)
+
+
+@pytest.mark.parametrize("report_text", [None, "none", "ground_truth", "generated"])
+def test_run_evaluation_records_the_report_text_setting(tmp_path, no_pixels, report_text):
+    cases = report_cases(tmp_path)
+    source = CaseSource("toy", cases, splits={"test": [c.id for c in cases[:3]]}, synthetic=True)
+    predictor = TextRecordingPredictor()
+    kwargs = {} if report_text is None else {"report_text": report_text}
+    if report_text == "generated":
+        kwargs["generated_reports"] = {c.id: f"generated {c.id}" for c in cases}
+    summary = run_evaluation(source, predictor, baselines=False, n_boot=10, **kwargs)
+    mode = report_text or "none"
+    assert summary["report_text"] == mode and summary["report_text_note"] == REPORT_TEXT_NOTES[mode]
+    assert summary["report_text_used_by_model"] is True
+    expected = {"none": [None] * 3, "ground_truth": [f"Ground truth report {i}." for i in range(3)],
+                "generated": [f"generated c{i}" for i in range(3)]}[mode]
+    assert predictor.texts == expected
+    header = format_table(summary).splitlines()[0]
+    assert header.startswith(f"report text: {mode} (")
+    assert ("ORACLE" in header) == (mode == "ground_truth")

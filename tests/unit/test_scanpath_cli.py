@@ -52,6 +52,11 @@ def test_train_then_evaluate_writes_a_checkpoint_and_metrics(store, tmp_path, ca
     assert "cc" in summary["ratio_to_ceiling"]["predictor"]
     assert summary["settings"]["sigma_fraction"] == pytest.approx(16 / 224)
     assert "ratio to human ceiling" in capsys.readouterr().out
+    assert summary["report_text"] == "none"  # no report conditioning unless asked for, and said so
+    code = main(["evaluate", "scanpath", "--data", str(store), "--model", str(model), "--json", str(out),
+                 "--bootstrap", "20", "--threads", "1", "--report-text", "ground_truth"])
+    assert code == 0 and json.loads(out.read_text())["report_text"] == "ground_truth"
+    assert "ORACLE" in json.loads(out.read_text())["report_text_note"]
 
 
 @pytest.mark.parametrize("argv, message", [
