@@ -8,7 +8,9 @@ other processes hits all three alike; ``--repeats`` rounds over the images. Per-
 from disk), classifier, scanpath, report (``Pipeline.run``'s own timings), the whole answer (read + run),
 as wall time and as process CPU time (robust on a shared machine). The JSON records the thread count, the
 load average before and after, the models' sizes and the report's sentence counts (what its cost scales
-with).
+with), and ``accuracy``: the CE-F1 of the timed reports against the store's references (both conventions)
+and each model's validation metric from its checkpoint, so that a latency is never read without what the
+answers are worth.
 
 ``--server``: the same images through a live server's ``POST /infer/pipeline`` (loopback, started here;
 the server runs each request with 1 torch thread), each request alternating with the same image answered in
@@ -37,6 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GOAL_WHOLE, GOAL_REPORT = 1.0, 0.5
 STEPS = ("read", "classifier", "scanpath", "report")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _median(values) -> float:
@@ -88,6 +94,7 @@ def bench_threads(pipeline, images: list[Path], threads: int, repeats: int) -> d
     wall = {k: [] for k in (*STEPS, "whole", "densenet121_224", "densenet121_512")}
     cpu = {k: [] for k in ("whole", "densenet121_224", "densenet121_512")}
     units, lm_units = [], []
+    reports: dict[str, str] = {}  # image id -> the report drafted (the same every round: fixed seeds)
     load_before = os.getloadavg()
     with torch.inference_mode():
         for size in inputs:  # warm-up: first calls allocate
@@ -102,6 +109,8 @@ def bench_threads(pipeline, images: list[Path], threads: int, repeats: int) -> d
                     wall[step].append(result.timings.get(step, 0.0))
                 wall["whole"].append(t_read + t_run)
                 cpu["whole"].append(c_read + c_run)
+                report = result.case.report
+                reports[path.stem] = f"{report.findings} {report.impression}".strip() if report else ""
                 writer = result.case.prediction.report_writer or {}
                 units.append(writer.get("lm_sentences", 0) + writer.get("template_sentences", 0))
                 lm_units.append(writer.get("lm_sentences", 0))
@@ -123,6 +132,7 @@ def bench_threads(pipeline, images: list[Path], threads: int, repeats: int) -> d
         "ratio_to_densenet121_512": med["whole"] / med["densenet121_512"],
         "cpu_ratio_whole_to_densenet121_224": med_cpu["whole"] / med_cpu["densenet121_224"],
         "report_sentences_median": _median(units), "report_lm_sentences_median": _median(lm_units),
+        "reports": reports,
     }
     r = out["ratio_to_densenet121_224"]
     print(f"{threads} thread(s), {out['runs']} runs: " + "  ".join(f"{k} {med[k]:.1f} ms" for k in (*STEPS, "whole"))
@@ -131,6 +141,30 @@ def bench_threads(pipeline, images: list[Path], threads: int, repeats: int) -> d
           f"(goal <= {GOAL_REPORT}); CPU-time ratio {out['cpu_ratio_whole_to_densenet121_224']:.2f}x; "
           f"load {load_before[0]:.2f} -> {out['load_average_after'][0]:.2f}")
     return out
+
+
+def paired_accuracy(store: Path, reports: dict[str, str], pipeline) -> dict:
+    """What the timed answers are worth, on the same images: CE-F1 of the drafted reports against the
+    store's reference reports (our labeler, both conventions, named), and each model's validation metric as
+    its checkpoint recorded it. Printed next to the latency so that a speed-up is never read without it."""
+    from models.datasets.store import CaseStore
+    from models.metrics.report import clinical_efficacy_from_text
+
+    cases = CaseStore(store)
+    ids = [i for i in reports if cases.case(i).report is not None]
+    refs = [f"{cases.case(i).report.findings} {cases.case(i).report.impression}".strip() for i in ids]
+    ce = clinical_efficacy_from_text(refs, [reports[i] for i in ids]) if ids else {}
+    validation = {}
+    for family, predictor in (("classifier", pipeline.classifier), ("scanpath", pipeline.scanpath),
+                              ("report", pipeline.report)):
+        metrics = (getattr(predictor, "info", None) or {}).get("metrics") or {}
+        validation[family] = {k: float(v) for k, v in metrics.items()
+                              if isinstance(v, (int, float)) and ("val" in k or "auc" in k)}
+    return {"images": len(ids), "labeler": "GazeLabel medspaCy CheXpert-14 labeler (not CheXbert)",
+            "ce_f1_micro14_positive_only": ce.get("ce_f1_micro14_positive_only"),
+            "ce_f1_micro5_uncertain_positive": ce.get("ce_f1_micro5_uncertain_positive"),
+            "validation_from_checkpoints": validation,
+            "note": "SYNTHETIC phantom; CE-F1 over the timed images only (few: wide uncertainty)"}
 
 
 def bench_server(pipeline, store: Path, models: Path, work: Path, images: list[Path], repeats: int) -> dict:
@@ -200,6 +234,15 @@ def main(argv=None) -> int:
               "by_threads": {}}
     for t in threads:
         result["by_threads"][str(t)] = bench_threads(pipeline, images, t, args.repeats)
+    reports = result["by_threads"][str(threads[0])].pop("reports")
+    for t in threads[1:]:
+        result["by_threads"][str(t)].pop("reports")
+    acc = result["accuracy"] = paired_accuracy(store, reports, pipeline)
+    val = acc["validation_from_checkpoints"]
+    print(f"accuracy of these answers ({acc['images']} images, SYNTHETIC): report CE-F1 "
+          f"{_fmt(acc['ce_f1_micro14_positive_only'])} (micro, 14 findings, positive only) / "
+          f"{_fmt(acc['ce_f1_micro5_uncertain_positive'])} (CheXbert's 5, uncertain = positive); classifier val "
+          f"macro AUC {_fmt(val['classifier'].get('val_macro_auc'))} (from its checkpoint)")
     if args.server:
         server = result["server"] = bench_server(pipeline, store, models, work, images, args.repeats)
         print(f"server POST /infer/pipeline: p50 {server['p50_ms']:.1f} ms, p95 {server['p95_ms']:.1f} ms = "

@@ -32,5 +32,10 @@ def test_pipeline_latency_script_writes_its_table(tiny_models, tmp_path):
     assert math.isclose(one["ratio_to_densenet121_224"]["whole"],
                         one["median_ms"]["whole"] / one["median_ms"]["densenet121_224"])
     assert len(one["load_average_before"]) == 3 and one["report_sentences_median"] >= 1
+    acc = result["accuracy"]  # what the timed answers are worth, on the same images
+    assert acc["images"] == 2 and "reports" not in one
+    for key in ("ce_f1_micro14_positive_only", "ce_f1_micro5_uncertain_positive"):
+        assert 0.0 <= acc[key] <= 1.0, key
+    assert 0.0 <= acc["validation_from_checkpoints"]["classifier"]["val_macro_auc"] <= 1.0
     server = result["server"]
     assert server["runs"] == 2 and server["p50_ms"] > 0 and server["in_process_alternating_p50_ms"] > 0
