@@ -34,7 +34,7 @@ def _time(fn) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1000.0, (time.process_time() - cpu) * 1000.0
 
 
-def bench_size(size: int, repeats: int, warmup: int, width: int) -> dict:
+def bench_size(size: int, repeats: int, warmup: int, width: int, model: str | None = None) -> dict:
     import torch
     import torchvision
 
@@ -44,10 +44,15 @@ def bench_size(size: int, repeats: int, warmup: int, width: int) -> dict:
     from models.vocab import FINDINGS
 
     torch.manual_seed(0)
-    net = GazeAttentionNet(ClassifierConfig(size=size, width=width)).eval()
-    predictor = ClassifierPredictor(net, [0.0] * len(FINDINGS))
+    if model:  # a trained checkpoint: its own network, timed at the requested input size
+        predictor = ClassifierPredictor.from_checkpoint(model)
+        net = predictor.model.eval()
+        predictor.thresholds = np.zeros(len(FINDINGS))  # every spatial finding gets a box: the worst case
+    else:
+        net = GazeAttentionNet(ClassifierConfig(size=size, width=width)).eval()
+        predictor = ClassifierPredictor(net, [0.0] * len(FINDINGS))
     image = LoadedImage(np.random.default_rng(0).random((size, size)).astype(np.float32))
-    x1 = torch.rand(1, 1, size, size)
+    x1 = torch.rand(1, 1, predictor.size, predictor.size)  # the network's own input size (letterboxed to it)
     densenet = torchvision.models.densenet121(weights=None, num_classes=len(FINDINGS)).eval()
     x3 = torch.rand(1, 3, size, size)
 
@@ -72,7 +77,7 @@ def bench_size(size: int, repeats: int, warmup: int, width: int) -> dict:
         "ratio_end_to_end_vs_densenet": med["ours_end_to_end"] / med["densenet121"],
         "ratio_network_vs_densenet": med["ours_network"] / med["densenet121"],
         "cpu_ratio_end_to_end_vs_densenet": med_cpu["ours_end_to_end"] / med_cpu["densenet121"],
-        "boxes_per_image": boxes,
+        "boxes_per_image": boxes, "network_input_size": predictor.size,
         "heatmaps": len(FINDINGS),
         "params": {"ours": sum(p.numel() for p in net.parameters()),
                    "densenet121": sum(p.numel() for p in densenet.parameters())},
@@ -87,12 +92,24 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--width", type=int, default=16, help="encoder width of our network (the CLI default)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default=None,
+                   help="a trained classifier checkpoint: time it and pair its validation AUC with the latency "
+                        "(default: an untrained network of --width, which has no accuracy to pair)")
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    results = {str(s): bench_size(s, args.repeats, args.warmup, args.width) for s in args.sizes}
+    results = {str(s): bench_size(s, args.repeats, args.warmup, args.width, args.model) for s in args.sizes}
+    accuracy = {"model": None, "note": "untrained random-init network: latency only, no accuracy to pair"}
+    if args.model:
+        import torch as _torch
+
+        ckpt = _torch.load(args.model, map_location="cpu", weights_only=False)
+        metrics = ckpt.get("metrics") or {}
+        accuracy = {"model": args.model, "val_macro_auc": metrics.get("val_macro_auc"),
+                    "val_cases": metrics.get("val_cases"), "synthetic": bool((ckpt.get("info") or {}).get("synthetic")),
+                    "note": "validation macro AUC as the checkpoint recorded it"}
     report = {
         "what": "CPU batch-1 latency, gaze-guided classifier (with 14 heatmaps + boxes) vs DenseNet-121 forward",
         "goal": f"end-to-end ratio <= {GOAL_RATIO}",
@@ -100,7 +117,7 @@ def main(argv=None) -> int:
         "results": results,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(), "repeats": args.repeats,
-        "load_average_1min": os.getloadavg()[0],
+        "load_average_1min": os.getloadavg()[0], "accuracy": accuracy,
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +129,14 @@ def main(argv=None) -> int:
         print(f"{s:>5s} {m['ours_end_to_end']:12.1f} {m['ours_network']:12.1f} {m['densenet121']:12.1f} "
               f"{r['ratio_end_to_end_vs_densenet']:10.3f} {r['ratio_network_vs_densenet']:10.3f} "
               f"{r['cpu_ratio_end_to_end_vs_densenet']:19.3f}")
-    print(f"load average (1 min) at the end: {report['load_average_1min']:.1f} on {os.cpu_count()} CPUs")
+    print(f"{report['threads']} torch thread(s); load average (1 min) at the end: {report['load_average_1min']:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    if accuracy["model"]:
+        auc = accuracy["val_macro_auc"]
+        print(f"accuracy: validation macro AUC {'n/a' if auc is None else f'{auc:.3f}'} over "
+              f"{accuracy['val_cases']} cases{' (SYNTHETIC)' if accuracy['synthetic'] else ''} ({args.model})")
+    else:
+        print("accuracy: none to pair (untrained network of --width); pass --model CKPT to time a trained one")
     print(f"goal {report['goal']}: {'met' if report['met'] else 'NOT met'}; wrote {out}")
     return 0
 
