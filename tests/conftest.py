@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import random
 
 import pytest
@@ -80,3 +81,22 @@ def tiny_models(tmp_path_factory):
     store = ensure_sample_store(base / "store", n=PROFILES["tiny"]["images"], seed=11, progress=False)
     train_default_models(store, base / "models", profile="tiny", device="cpu", progress=False)
     return store, base / "models"
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/pipeline_latency.py")`` -> that script imported as a module (scripts under
+    benchmarks/ and slicer_extension/ are files, not packages), each call a fresh import."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(relative: str, name: str | None = None):
+        path = root / relative
+        spec = importlib.util.spec_from_file_location(name or f"{path.stem}_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+

@@ -1,25 +1,15 @@
 """benchmarks/classifier_latency.py runs on a trained tiny classifier and pairs the latency with that model's
 validation AUC, and says so when there is no trained model to pair. Speed itself is not checked here."""
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("classifier_latency", ROOT / "benchmarks" / "classifier_latency.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_latency_is_paired_with_the_models_accuracy(tiny_models, tmp_path, capsys):
+def test_latency_is_paired_with_the_models_accuracy(load_script, tiny_models, tmp_path, capsys):
     _, models = tiny_models
     out = tmp_path / "latency.json"
     argv = ["--sizes", "64", "--repeats", "1", "--warmup", "0", "--threads", "1", "--json", str(out)]
-    assert _script().main(argv + ["--model", str(models / "classifier.pt")]) == 0
+    script = load_script("benchmarks/classifier_latency.py")
+    assert script.main(argv + ["--model", str(models / "classifier.pt")]) == 0
     result = json.loads(out.read_text())
     assert result["threads"] == 1 and result["accuracy"]["model"].endswith("classifier.pt")
     assert "val_macro_auc" in result["accuracy"] and result["accuracy"]["synthetic"] is True
@@ -28,6 +18,6 @@ def test_latency_is_paired_with_the_models_accuracy(tiny_models, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "1 torch thread(s)" in printed and "validation macro AUC" in printed
 
-    assert _script().main(argv) == 0  # an untrained network: latency only, and the output says so
+    assert script.main(argv) == 0  # an untrained network: latency only, and the output says so
     assert json.loads(out.read_text())["accuracy"]["model"] is None
     assert "none to pair" in capsys.readouterr().out

@@ -2,26 +2,16 @@
 writes the fields the README's latency table is read from. Its numbers are not checked here: speed goals
 live in the benchmark's committed JSON, not in timed tests."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("pipeline_latency", ROOT / "benchmarks" / "pipeline_latency.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_pipeline_latency_script_writes_its_table(tiny_models, tmp_path):
+def test_pipeline_latency_script_writes_its_table(load_script, tiny_models, tmp_path):
     store, models = tiny_models
     out = tmp_path / "latency.json"
-    assert _script().main(["--models-dir", str(models), "--store", str(store), "--work", str(tmp_path / "work"),
-                           "--images", "2", "--repeats", "1", "--threads", "1", "--server", "--json", str(out)]) == 0
+    script = load_script("benchmarks/pipeline_latency.py")
+    assert script.main(["--models-dir", str(models), "--store", str(store), "--work", str(tmp_path / "work"),
+                        "--images", "2", "--repeats", "1", "--threads", "1", "--server", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["synthetic"] is True and result["images"] == 2
     one = result["by_threads"]["1"]

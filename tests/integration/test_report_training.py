@@ -98,14 +98,8 @@ def test_cli_trains_and_evaluates(trained, tmp_path):
                  str(out)]) == 2
 
 
-def test_benchmark_refuses_a_gaze_model_as_the_no_gaze_model(trained, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "report_benchmark.py"
-    spec = importlib.util.spec_from_file_location("report_benchmark", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_benchmark_refuses_a_gaze_model_as_the_no_gaze_model(trained, tmp_path, load_script):
+    bench = load_script("benchmarks/report_benchmark.py")
     ckpt = trained[0]
     with pytest.raises(SystemExit, match="that model was trained with gaze tokens"):
         bench.main(["--data", str(ckpt.parent.parent / "phantom"), "--model", str(ckpt.parent),

@@ -67,14 +67,8 @@ def test_reads_monai_label_multipart_replies():
     assert parts["image"].data == heat and parts["image"].filename == "tmpab12.nii.gz"
 
 
-def test_render_script_reports_an_unreachable_server(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "slicer_extension" / "render_annotator_view.py"
-    spec = importlib.util.spec_from_file_location("render_annotator_view", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_render_script_reports_an_unreachable_server(tmp_path, capsys, load_script):
+    module = load_script("slicer_extension/render_annotator_view.py")
     out = tmp_path / "view.png"
     assert module.main(["--server", f"http://127.0.0.1:{free_port()}", "--out", str(out)]) == 2
     assert "cannot reach the server" in capsys.readouterr().err and not out.exists()

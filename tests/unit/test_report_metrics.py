@@ -1,8 +1,5 @@
 """Report metrics on hand-checked toy inputs; one METEOR process for the module (start-up ~13 s)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -214,11 +211,8 @@ def test_clinical_efficacy_bad_input_names_the_argument():
         clinical_efficacy(CE_REFS, [{}, "Edema"])
 
 
-def test_report_benchmark_uses_the_shared_ce_rule():
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "report_benchmark.py"
-    spec = importlib.util.spec_from_file_location("report_benchmark_under_test", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_report_benchmark_uses_the_shared_ce_rule(load_script):
+    bench = load_script("benchmarks/report_benchmark.py")
     assert set(bench.CE_CI) == {"ce_f1_micro14_positive_only", "ce_f1_micro5_uncertain_positive"}
     ref, hyp = bench.ce_matrices(CE_REFS), bench.ce_matrices(CE_HYPS)
     ce = clinical_efficacy(CE_REFS, CE_HYPS)
