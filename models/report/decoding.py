@@ -280,7 +280,7 @@ def decode_rows(runner, prompts: Prompts, rows: Sequence[Row], *, eos_id: int, u
         live &= ~ended
         if not live.any():
             break
-        width += 1  # the token fed next is valid for every row (ended rows are masked by being dropped)
+        width += 1  # the token fed next is valid for every row (an ended row is fed until dropped; its output is ignored)
         if (~live).sum() * 2 >= len(batch):  # half the batch has ended: drop those rows (and their cache)
             keep = live.nonzero()[:, 0]
             kept = runner.select(cache, keep.to(device))

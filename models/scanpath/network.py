@@ -47,10 +47,11 @@ def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
     return F.pad(code, (0, dim - code.shape[1]))
 
 
-def fourier_xy(fix: torch.Tensor, bands: int = 8) -> torch.Tensor:
+def fourier_xy(fix: torch.Tensor, bands: int = 8, freqs: torch.Tensor | None = None) -> torch.Tensor:
     """``(..., 3)`` x, y (0..1), log-duration -> ``(..., 4 * bands + 1)`` sin/cos of x and y at ``bands``
     octaves, plus the log-duration: a code in which nearby positions are close and far ones distinguishable."""
-    freqs = math.pi * 2.0 ** torch.arange(bands, device=fix.device, dtype=fix.dtype)
+    if freqs is None:  # a decoding loop passes them in, made once
+        freqs = math.pi * 2.0 ** torch.arange(bands, device=fix.device, dtype=fix.dtype)
     xy = fix[..., :2, None] * freqs  # (..., 2, bands)
     code = torch.cat([torch.sin(xy), torch.cos(xy)], dim=-1).flatten(-2)
     return torch.cat([code, fix[..., 2:3]], dim=-1)
@@ -133,14 +134,16 @@ class ScanpathNet(nn.Module):
         """``(N, T, D)`` pointer keys of the image tokens (the report token is not pointed at)."""
         return self.point_key(memory[:, : self.token_centres.shape[0]])
 
-    def _heads(self, hidden: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _heads(self, hidden: torch.Tensor, memory: torch.Tensor | None, keys_t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Heads of ``hidden`` ``(N, K, D)``; ``keys_t`` ``(N, D, T)``: the pointer keys, transposed, when
+        already computed (decoding), else taken from ``memory``."""
         n, k, d = hidden.shape
         m = self.cfg.mixtures
         h = self.norm(hidden)
         out = self.head(h)
-        keys = self.point_keys(memory) if keys is None else keys  # (N, T, D)
-        queries = self.point_query(h).reshape(n, k, m, d)
-        attn = torch.softmax(torch.einsum("nkmd,ntd->nkmt", queries, keys) / math.sqrt(d), dim=-1)
+        keys_t = self.point_keys(memory).transpose(1, 2) if keys_t is None else keys_t
+        queries = self.point_query(h).reshape(n, k * m, d)
+        attn = torch.softmax(torch.bmm(queries, keys_t) / math.sqrt(d), dim=-1).reshape(n, k, m, -1)  # (N, K, M, T)
         offset = torch.tanh(out[..., : m * 2].reshape(n, k, m, 2)) * self.cell
         mean_xy = (attn @ self.token_centres + offset).clamp(0.0, 1.0)
         return {
@@ -196,18 +199,13 @@ class ScanpathNet(nn.Module):
         freqs = math.pi * 2.0 ** torch.arange(self.FOURIER_BANDS, device=memory.device, dtype=memory.dtype)
         e1, e2 = self.fix_embed[0], self.fix_embed[2]
         e1w, e1b, e2w, e2b = e1.weight, e1.bias, e2.weight, e2.bias
-        nw, nb, neps = self.norm.weight, self.norm.bias, self.norm.eps
-        hw, hb, pw, pb = self.head.weight, self.head.bias, self.point_query.weight, self.point_query.bias
-        slot_embed, centres, cell = self.slot_embed, self.token_centres, self.cell
-        m = self.cfg.mixtures
-        root_d = math.sqrt(d)
+        slot_embed = self.slot_embed
         slot = [0]
 
         def step(previous: torch.Tensor) -> dict[str, torch.Tensor]:
             i = slot[0]
             slot[0] += 1
-            xy = previous[..., :2, None] * freqs  # fourier_xy, inline: (N, 1, 2, bands)
-            code = torch.cat([torch.cat([torch.sin(xy), torch.cos(xy)], dim=-1).flatten(-2), previous[..., 2:3]], dim=-1)
+            code = fourier_xy(previous, self.FOURIER_BANDS, freqs)
             x = slot_embed[i] + F.linear(F.gelu(F.linear(code, e1w, e1b)), e2w, e2b)  # (N, 1, D)
             for (n1, n2, n3), sw, sb, sow, sob, wq, bq, ck, cv, cow, cob, kv, l1w, l1b, act, l2w, l2b in plan:
                 qkv = F.linear(F.layer_norm(x, (d,), *n1[:2], n1[2]), sw, sb).view(n, 1, 3, heads, -1).permute(2, 0, 3, 1, 4)
@@ -218,19 +216,7 @@ class ScanpathNet(nn.Module):
                 a = F.scaled_dot_product_attention(q, ck, cv)
                 x = x + F.linear(a.transpose(1, 2).reshape(n, 1, d), cow, cob)
                 x = x + F.linear(act(F.linear(F.layer_norm(x, (d,), *n3[:2], n3[2]), l1w, l1b)), l2w, l2b)
-            h = F.layer_norm(x, (d,), nw, nb, neps)  # _heads for one slot
-            out = F.linear(h, hw, hb)
-            attn = torch.softmax(torch.bmm(F.linear(h, pw, pb).view(n, m, d), pointer_t) / root_d, dim=-1)  # (N, M, T)
-            offset = torch.tanh(out[..., : m * 2].reshape(n, 1, m, 2)) * cell
-            mean_xy = ((attn @ centres)[:, None] + offset).clamp(0.0, 1.0)
-            return {
-                "mix_logit": out[..., m * 4: m * 5],
-                "mean_xy": mean_xy,
-                "logvar_xy": out[..., m * 2: m * 4].reshape(n, 1, m, 2).clamp(LOGVAR_MIN, LOGVAR_MAX),
-                "mean_dur": out[..., m * 5],
-                "logvar_dur": out[..., m * 5 + 1].clamp(LOGVAR_MIN, LOGVAR_MAX),
-                "stop_logit": out[..., m * 5 + 2],
-            }
+            return self._heads(x, None, pointer_t)
 
         return step
 
