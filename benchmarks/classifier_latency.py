@@ -97,18 +97,21 @@ def main(argv=None) -> int:
                         "(default: an untrained network of --width, which has no accuracy to pair)")
     args = p.parse_args(argv)
 
+    if args.model and not Path(args.model).is_file():
+        p.error(f"--model {args.model}: no such checkpoint file")
+
     import torch
 
     torch.set_num_threads(args.threads)
     results = {str(s): bench_size(s, args.repeats, args.warmup, args.width, args.model) for s in args.sizes}
     accuracy = {"model": None, "note": "untrained random-init network: latency only, no accuracy to pair"}
     if args.model:
-        import torch as _torch
+        from models.classifier.predict import ClassifierPredictor
 
-        ckpt = _torch.load(args.model, map_location="cpu", weights_only=False)
-        metrics = ckpt.get("metrics") or {}
+        info = ClassifierPredictor.from_checkpoint(args.model).info  # what its checkpoint recorded
+        metrics = info.get("metrics") or {}
         accuracy = {"model": args.model, "val_macro_auc": metrics.get("val_macro_auc"),
-                    "val_cases": metrics.get("val_cases"), "synthetic": bool((ckpt.get("info") or {}).get("synthetic")),
+                    "val_cases": metrics.get("val_cases"), "synthetic": bool(info.get("synthetic")),
                     "note": "validation macro AUC as the checkpoint recorded it"}
     report = {
         "what": "CPU batch-1 latency, gaze-guided classifier (with 14 heatmaps + boxes) vs DenseNet-121 forward",

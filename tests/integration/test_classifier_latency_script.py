@@ -21,3 +21,13 @@ def test_latency_is_paired_with_the_models_accuracy(load_script, tiny_models, tm
     assert script.main(argv) == 0  # an untrained network: latency only, and the output says so
     assert json.loads(out.read_text())["accuracy"]["model"] is None
     assert "none to pair" in capsys.readouterr().out
+
+
+def test_a_missing_checkpoint_is_one_clear_error(load_script, tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("benchmarks/classifier_latency.py").main(["--model", str(tmp_path / "none.pt"),
+                                                               "--json", str(tmp_path / "x.json")])
+    assert exit_info.value.code == 2 and "none.pt: no such checkpoint file" in capsys.readouterr().err
+
