@@ -88,6 +88,9 @@ class ServerSettings:
     auth_token: str | None = None
     basic_auth: str | None = None  # "user:password"
     infer_workers: int = 2
+    # SQLAlchemy URL of the datastore's index (default: SQLite in the store); postgresql://... lets several
+    # servers share one store. Passed in the environment, not argv: a URL may hold a password.
+    db: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False  # INFO lines (per-image listing, arguments) on the console too, not only in the log
     # The hardened app; "monailabel.app:app" serves MONAI Label's stock routes (benchmarks compare the two).
@@ -101,6 +104,8 @@ class ServerSettings:
             raise ValueError("use --auth-token or --basic-auth, not both")
         if self.basic_auth and (":" not in self.basic_auth or not all(self.basic_auth.partition(":")[::2])):
             raise ValueError("--basic-auth must be USER:PASSWORD with both parts non-empty")
+        if self.db:
+            check_db_url(self.db)
 
     @property
     def url(self) -> str:
@@ -137,6 +142,20 @@ def log_config(path: Path, log_file: Path, verbose: bool = False) -> Path:
     return atomic_json(path, config)
 
 
+def check_db_url(url: str) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL, else ValueError naming ``--db`` and an example."""
+    import sqlalchemy as sa
+
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"--db {url[:80]!r}: give a SQLAlchemy URL of SQLite or PostgreSQL, e.g. "
+                         "postgresql://gazelabel@127.0.0.1:5432/gazelabel or sqlite:////data/index.sqlite3")
+    return url
+
+
 def server_command(s: ServerSettings) -> list[str]:
     logs = s.work_dir / "logs"
     return [
@@ -152,7 +171,7 @@ def server_command(s: ServerSettings) -> list[str]:
 
 def server_environment(s: ServerSettings, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
-    for key in ("GAZELABEL_AUTH_TOKEN", "GAZELABEL_BASIC_AUTH"):
+    for key in ("GAZELABEL_AUTH_TOKEN", "GAZELABEL_BASIC_AUTH", "GAZELABEL_DB"):
         env.pop(key, None)
     origins = [f"http://{h}:{s.port}" for h in ("127.0.0.1", "localhost")]
     if s.host not in ("0.0.0.0", "::", *LOOPBACK_HOSTS):
@@ -186,6 +205,8 @@ def server_environment(s: ServerSettings, base: dict[str, str] | None = None) ->
         env["GAZELABEL_BASIC_AUTH"] = s.basic_auth
     if s.verbose:
         env["GAZELABEL_VERBOSE"] = "1"
+    if s.db:
+        env["GAZELABEL_DB"] = s.db
     env.update(s.extra_env)
     return env
 
@@ -339,7 +360,8 @@ def _connection_help(s: ServerSettings, image_id: str) -> str:
 
 def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, auth_token: str | None = None,
           basic_auth: str | None = None, models_dir: str | Path | None = None, work_dir: str | Path | None = None,
-          profile: str = "quick", infer_workers: int = 2, insecure: bool = False, verbose: bool = False) -> int:
+          profile: str = "quick", infer_workers: int = 2, insecure: bool = False, verbose: bool = False,
+          db: str | None = None) -> int:
     """``gazelabel serve``: check the port and folders, prepare the sample store and default models if needed,
     start the server in the foreground, print how to connect, and return its exit code when it stops.
 
@@ -370,7 +392,7 @@ def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, aut
               "(POST /train/gaze_classifier after saving labels, or `gazelabel train classifier`)", flush=True)
     settings = ServerSettings(studies=studies, models_dir=models_dir, work_dir=Path(work_dir or home() / "server"),
                               host=host, port=port, auth_token=auth_token, basic_auth=basic_auth,
-                              infer_workers=infer_workers, verbose=verbose)
+                              infer_workers=infer_workers, verbose=verbose, db=db)
     image_id = "<image id>"
     if not settings.studies.startswith(("http://", "https://")):
         image_id = next(iter(CaseStore(settings.studies).ids()), image_id)

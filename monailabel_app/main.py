@@ -5,8 +5,11 @@ each answering a ``models.schema`` Case under ``"case"`` and, for ``output=image
 image), three train tasks of the same names that retrain on the annotators' Case labels, an MC-dropout
 ``uncertainty`` and ``diverse`` active-learning strategies (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
 
-Studies are a local case store folder or a DICOMweb URL (CR/DX series, e.g. Orthanc). App conf keys
-(``--conf key value``): ``models_dir`` (default ``$GAZELABEL_HOME/models``), ``dicomweb_cache``.
+Studies are a local case store folder, indexed in a database (SQLite in the store, or the SQLAlchemy URL in
+``GAZELABEL_DB``, e.g. PostgreSQL shared by several servers; :mod:`.lib.datastores.database`), or a DICOMweb
+URL (CR/DX series, e.g. Orthanc). Next-sample requests claim the image they hand out for the request's
+``client_id`` (:mod:`.lib.activelearning.claims`). App conf keys (``--conf key value``): ``models_dir``
+(default ``$GAZELABEL_HOME/models``), ``dicomweb_cache``.
 Start it with ``gazelabel serve`` (hardened server, see ``monailabel_app/launcher.py``).
 """
 
@@ -19,20 +22,20 @@ from pathlib import Path
 
 from monailabel.config import settings
 from monailabel.interfaces.app import MONAILabelApp
-from monailabel.interfaces.exception import ImageNotFoundException
+from monailabel.interfaces.exception import ImageNotFoundException, MONAILabelError, MONAILabelException
 from monailabel.tasks.activelearning.first import First
-from monailabel.tasks.activelearning.random import Random
 
 from models.files import remove_partials
 from models.quiet import quiet_libraries
 from models.runtime import home
 from models.vocab import FINDINGS
+from monailabel_app.lib.activelearning.claims import UnclaimedRandom, claimed_sample
 from monailabel_app.lib.activelearning.diverse import DiverseUncertaintyStrategy
 from monailabel_app.lib.activelearning.uncertainty import UncertaintyStrategy
 from models.families import FAMILIES
 from models.pipeline import TASKS
 from monailabel_app.lib.configs.models import ModelCache
-from monailabel_app.lib.datastores.local import CaseDatastore
+from monailabel_app.lib.datastores.database import IndexedCaseDatastore
 from monailabel_app.lib.datastores.records import Records
 from monailabel_app.lib.ids import check_id
 from monailabel_app.lib.sessions import SafeSessions
@@ -65,9 +68,9 @@ class GazeLabelApp(MONAILabelApp):
         if self.studies.startswith(("http://", "https://")):
             return self._dicomweb_datastore()
         self.records = Records(self.studies)
-        return CaseDatastore(
+        return IndexedCaseDatastore(
             self.studies,
-            extensions=settings.MONAI_LABEL_DATASTORE_FILE_EXT,
+            db_url=os.environ.get("GAZELABEL_DB") or None,
             auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
             read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
         )
@@ -101,6 +104,22 @@ class GazeLabelApp(MONAILabelApp):
         if not load:
             return None
         return SafeSessions(settings.MONAI_LABEL_SESSION_PATH, settings.MONAI_LABEL_SESSION_EXPIRY)
+
+    def next_sample(self, request):
+        """MONAI Label's next sample, with the chosen image claimed for the request's ``client_id`` on an
+        indexed datastore (:func:`~monailabel_app.lib.activelearning.claims.claimed_sample`)."""
+        datastore = self.datastore()
+        if not hasattr(datastore, "claim"):
+            return super().next_sample(request)
+        name = request.get("strategy") or "random"
+        strategy = self._strategies.get(name)
+        if strategy is None:
+            raise MONAILabelException(MONAILabelError.APP_INIT_ERROR, f"no active-learning strategy {name!r}; use one "
+                                      f"of {', '.join(sorted(self._strategies))}")
+        result = claimed_sample(strategy, request, datastore)
+        if not result or not result.get("id"):
+            return {}
+        return {**result, "path": datastore.get_image_uri(result["id"])}
 
     def _record(self, image_id: str):
         return self.records.case(image_id)
@@ -144,7 +163,7 @@ class GazeLabelApp(MONAILabelApp):
 
     def init_strategies(self):
         return {"uncertainty": UncertaintyStrategy(self.models), "diverse": DiverseUncertaintyStrategy(self.models),
-                "random": Random(), "first": First()}
+                "random": UnclaimedRandom(), "first": First()}
 
     def init_scoring_methods(self):
         return {"uncertainty": UncertaintyScoring(self.models)}

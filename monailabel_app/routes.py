@@ -35,7 +35,7 @@ from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.interfaces.utils.app import app_instance
 from requests_toolbelt import MultipartEncoder
 
-from .parsing import RequestError, only_keys, parse_id, parse_int, parse_json, parse_session_id
+from .parsing import RequestError, only_keys, parse_choice, parse_id, parse_int, parse_json, parse_session_id
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -97,6 +97,27 @@ def upload_id(image: str | None, filename: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- datastore
+@router.get("/datastore/", summary="The datastore: stats (default), the training list (output=train) or the "
+            "index (output=all; one page of it with offset and limit)")
+def datastore_listing(output: Optional[str] = None, offset: Optional[int] = None, limit: Optional[int] = None):
+    """MONAI Label's listing, plus pages: ``output=all&offset=O&limit=L`` answers ``{"total", "offset",
+    "limit", "objects"}`` with at most L images in id order (one indexed query, whatever the store's size);
+    without ``offset``/``limit`` the whole index, in ``datastore_v2.json``'s shape, as before."""
+    kind = parse_choice(output or "stats", "output", ("stats", "train", "all"))
+    datastore = app_instance().datastore()
+    if offset is not None or limit is not None:
+        if kind != "all":
+            raise RequestError("offset/limit: pages are of output=all; leave them out for stats and train")
+        if not hasattr(datastore, "page"):
+            raise RequestError("offset/limit: this datastore (DICOMweb) lists without pages; leave them out")
+        return datastore.page(parse_int(offset or 0, "offset", 0, 10**12), parse_int(limit or 100, "limit", 1, 10_000))
+    if kind == "all":
+        return datastore.json()
+    if kind == "train":
+        return datastore.datalist()
+    return datastore.status()
+
+
 @router.put("/datastore/image", summary="Upload a new image (CR/DX DICOM, PNG, JPG)")
 def add_image(image: Optional[str] = None, params: str = Form("{}"), file: UploadFile = File(...)):
     info = parse_json(params, "params")

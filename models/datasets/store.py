@@ -70,6 +70,18 @@ class CaseStore:
     def ids(self) -> list[str]:
         return list(self.image_paths())
 
+    def image_path(self, image_id: str) -> Path | None:
+        """The image file of ``image_id``, or None: a few ``stat`` calls (the suffixes in their usual spellings),
+        not a listing of the store, so a lookup costs the same in a store of 100,000 images as in one of 200.
+        A file whose suffix has an unusual case (``.Png``) is found by the listing, as a last resort."""
+        if not image_id or "/" in image_id or os.sep in image_id or image_id in (".", ".."):
+            return None
+        found = [p for suffix in IMAGE_SUFFIXES for spelling in (suffix, suffix.upper())
+                 if (p := self.root / f"{image_id}{spelling}").is_file()]
+        if found:  # the listing's choice when one id has two files: the first name in sorted order
+            return min(found, key=lambda p: p.name)
+        return self.image_paths().get(image_id) if self.root.is_dir() else None
+
     def record_path(self, image_id: str) -> Path:
         return self.root / "cases" / f"{image_id}.json"
 
@@ -93,9 +105,14 @@ class CaseStore:
     def case(self, image_id: str, *, prefer_label: bool = True) -> Case:
         """The annotator's label if there is one (and ``prefer_label``), else the dataset record, else an
         empty case for the image. ``case.image.path`` is set to the image's absolute path."""
-        paths = self.image_paths()
-        if image_id not in paths:
+        image_path = self.image_path(image_id)
+        if image_path is None:
+            if not self.root.is_dir():
+                raise DatasetError(f"{self.root}: not a folder")
             raise DatasetError(f"{self.root}: no image with id {image_id!r}")
+        return self._case_at(image_id, image_path, bool(self.manifest.get("synthetic")), prefer_label)
+
+    def _case_at(self, image_id: str, image_path: Path, synthetic: bool, prefer_label: bool = True) -> Case:
         candidates = ([self.label_path(image_id)] if prefer_label else []) + [self.record_path(image_id)]
         case = None
         for p in candidates:
@@ -104,21 +121,25 @@ class CaseStore:
                 break
         if case is None:
             case = Case(id=image_id)
-        case.image.path = str(paths[image_id].resolve())
-        if self.manifest.get("synthetic"):
+        case.image.path = str(image_path.resolve())
+        if synthetic:
             case.image.synthetic = True
         return case
 
     def load_image(self, image_id: str) -> LoadedImage:
-        return read_image(self.image_paths()[image_id])
+        path = self.image_path(image_id)
+        if path is None:
+            raise DatasetError(f"{self.root}: no image with id {image_id!r}")
+        return read_image(path)
 
     def source(self) -> CaseSource:
         """All cases as a :class:`CaseSource`; unreadable case files are reported, not fatal."""
         man = self.manifest
         cases, warnings = [], []
-        for image_id in self.ids():
+        synthetic = bool(man.get("synthetic"))
+        for image_id, path in self.image_paths().items():
             try:
-                cases.append(self.case(image_id))
+                cases.append(self._case_at(image_id, path, synthetic))
             except CaseError as e:
                 warnings.append(str(e))
         return CaseSource(man.get("name", self.root.name), cases, man.get("splits", {}), bool(man.get("synthetic")), warnings)

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work-dir", default=None, help="logs, sessions and DICOMweb cache (default $GAZELABEL_HOME/server)")
     p.add_argument("--profile", choices=("quick", "tiny"), default="quick",
                    help="size of the default models trained on first run (default quick)")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="database of the store's index (SQLAlchemy URL; default SQLite in the store). "
+                        "postgresql://user@host/dbname lets several servers share one store")
     p.add_argument("--infer-workers", type=int, default=2, help="inferences run at once; others queue (default 2)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without authentication")
     p.add_argument("--verbose", dest="verbose_command", action="store_true", help="show the server's INFO log on the console too (always in "
@@ -84,4 +87,4 @@ def run(args: argparse.Namespace) -> int:
     return serve(args.studies, host=args.host, port=args.port, auth_token=token, basic_auth=basic,
                  models_dir=args.models_dir, work_dir=args.work_dir, profile=args.profile,
                  infer_workers=args.infer_workers, insecure=args.insecure,
-                 verbose=args.verbose or args.verbose_command)
+                 verbose=args.verbose or args.verbose_command, db=args.db)

@@ -9,10 +9,12 @@ restarts; a corrupt label is quarantined and never blocks training, a corrupt in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 
@@ -40,14 +42,16 @@ def kill9(server) -> None:
 
 
 def assert_nothing_torn(server) -> dict[str, int]:
-    """Every label parses as a Case and the index as JSON; returns image id -> stored save number."""
+    """Every label parses as a Case and the index database passes SQLite's integrity check (its WAL
+    replayed); returns image id -> stored save number."""
     stored = {}
     for path in sorted((server.store / "labels" / "final").glob("*.json")):
         case = load_case(path)  # CaseError on a torn or empty file
         stored[path.stem] = int(case.extra.get("seq", -1))
-    index = server.store / "datastore_v2.json"
+    index = server.store / "gazelabel_index.sqlite3"
     if index.exists():
-        json.loads(index.read_text())
+        with contextlib.closing(sqlite3.connect(index)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     return stored
 
 
@@ -152,8 +156,12 @@ def test_corrupt_label_index_and_training_leftovers_are_recovered(start_server):
     server.process.stop()
     (server.store / "labels" / "final" / f"{ids[0]}.json").write_bytes(b"")  # torn by an old crash
     (server.store / "labels" / "final" / f"{ids[1]}.json").write_text('{"schema": "gazelabel.case/1", "id": "x", "fin')
-    index = server.store / "datastore_v2.json"
-    index.write_text(index.read_text()[: len(index.read_text()) // 2])  # truncated index
+    index = server.store / "gazelabel_index.sqlite3"
+    with contextlib.closing(sqlite3.connect(index)) as db:  # the WAL into the file, then the file torn in half
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = index.read_bytes()
+    assert len(data) > 3 * 4096, len(data)
+    index.write_bytes(data[: len(data) // 2 + 100])
     stale = server.models_dir / ".training" / "classifier-999999999-abc"
     stale.mkdir(parents=True)
     (stale / "junk").write_text("x")
@@ -162,7 +170,9 @@ def test_corrupt_label_index_and_training_leftovers_are_recovered(start_server):
 
     server.process.start(timeout=300)
     assert not stale.exists() and not (server.models_dir / ".classifier.pt.x1y2.partial").exists()
-    assert list(server.store.glob("datastore_v2.json.corrupt-*")), "the truncated index was not set aside"
+    assert list(server.store.glob("gazelabel_index.sqlite3.corrupt-*")), "the truncated index was not set aside"
+    listing = server.get("/datastore/", params={"output": "stats"}).json()
+    assert listing["total"] == len(ids) and listing["completed"] == 6  # rebuilt from the files
     assert server.get("/datastore/", params={"output": "all"}).status_code == 200
     started = server.post("/train/gaze_classifier", json={"epochs": 1, "size": 64, "width": 8, "batch_size": 4})
     assert started.status_code == 200, started.text

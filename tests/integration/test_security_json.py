@@ -101,28 +101,58 @@ def test_wrong_types_in_a_label_are_4xx_naming_the_field(gazelabel_server, field
     listings_are_clean(server, image_id)
 
 
-def test_a_poisoned_index_still_lists_and_recovers(start_server):
+def test_a_poisoned_legacy_index_is_migrated_without_its_bad_entries(start_server):
+    """A store last served by MONAI Label's JSON index (``datastore_v2.json``, as older servers wrote it, NaN
+    included) is imported into the database on first start: good entries keep their info, poisoned ones are
+    skipped with a warning and re-listed from their files, and the file is renamed so it is imported once."""
     server = start_server()
     image_id, other = server.image_ids[0], server.image_ids[1]
     assert server.put("/datastore/label", params={"image": image_id}, files={"label": ("x.json", label_json(image_id))}).status_code == 200
     server.process.stop()
+    for stale in server.store.glob("gazelabel_index.sqlite3*"):
+        stale.unlink()  # as if the store had only ever been served with the JSON index
+    ext = next(server.store.glob(f"{image_id}.*")).suffix
+    raw = {"name": "legacy", "description": "d", "images_dir": ".", "labels_dir": "labels", "objects": {
+        image_id: {"image": {"ext": ext, "info": {"legacy_note": "kept"}},
+                   "labels": {"final": {"ext": ".json", "info": {"score": float("nan")}}}},
+        other: {"image": {"ext": ext, "info": {"deep": json.loads("[" * 40 + "]" * 40)}}, "labels": {}},
+        "../../escape": {"image": {"ext": ".png", "info": {}}, "labels": {}},
+        "odd_ext": {"image": {"ext": "/../../etc/passwd", "info": {}}, "labels": {}},
+    }}
     index = server.store / "datastore_v2.json"
-    raw = json.loads(index.read_text())
-    raw["objects"][image_id]["labels"]["final"]["info"]["score"] = float("nan")
-    raw["objects"][other]["image"]["info"]["deep"] = json.loads("[" * 40 + "]" * 40)
-    raw["objects"]["../../escape"] = {"image": {"ext": ".png", "info": {}}, "labels": {}}
-    raw["objects"]["odd_ext"] = {"image": {"ext": "/../../etc/passwd", "info": {}}, "labels": {}}
     index.write_text(json.dumps(raw))  # json.dumps writes NaN: what an older server stored
     server.process.start(timeout=300)
     listings_are_clean(server, image_id)
     listing = server.get("/datastore/", params={"output": "all"}).json()
     assert "../../escape" not in listing["objects"] and "odd_ext" not in listing["objects"]
     assert image_id in listing["objects"] and other in listing["objects"]  # re-listed from their files
+    assert "deep" not in listing["objects"][other]["image"]["info"]
+    assert "score" not in listing["objects"][image_id]["labels"]["final"]["info"]
     assert server.get("/datastore/label", params={"label": image_id, "tag": "final"}).status_code == 200
     assert "skipping the entry" in server.log_tail(400)
+    assert not index.exists() and (server.store / "datastore_v2.json.migrated").exists()
     server.process.stop()
-    server.process.start(timeout=300)  # and again after a restart
+    server.process.start(timeout=300)  # and again after a restart, from the database alone
     listings_are_clean(server, image_id)
+    assert image_id in server.get("/datastore/", params={"output": "all"}).json()["objects"]
+
+
+def test_a_legacy_index_keeps_its_good_info(start_server):
+    """Scores and notes in a legacy index's good entries survive the migration (the scores ranked too)."""
+    server = start_server()
+    a, b = server.image_ids[0], server.image_ids[1]
+    server.process.stop()
+    for stale in server.store.glob("gazelabel_index.sqlite3*"):
+        stale.unlink()
+    ext = next(server.store.glob(f"{a}.*")).suffix
+    score = {"value": 0.75, "mc_samples": 3, "model": "m", "ts": 1}
+    raw = {"objects": {a: {"image": {"ext": ext, "info": {"note": "from 0.8.5", "gazelabel_uncertainty": score}}, "labels": {}},
+                       b: {"image": {"ext": ext, "info": {}}, "labels": {}}}}
+    (server.store / "datastore_v2.json").write_text(json.dumps(raw))
+    server.process.start(timeout=300)
+    info = server.get("/datastore/image/info", params={"image": a}).json()
+    assert info["note"] == "from 0.8.5" and info["gazelabel_uncertainty"] == score
+    assert server.get("/datastore/", params={"output": "stats"}).json()["total"] == len(server.image_ids)
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.text(max_size=8),

@@ -3,12 +3,21 @@
 Uncertainty = predictive entropy over the 14 findings (mean binary entropy of the mean MC-dropout
 probability, bits in [0, 1]) from ``ClassifierPredictor(image, mc_samples=K)``. Scores are stored in the
 image info (``gazelabel_uncertainty``: value, mc_samples, model stamp, ts) by the ``uncertainty`` scoring
-method and by this strategy, and reused while the classifier file is unchanged.
+method, by ``gazelabel predict-store --db`` and by this strategy, and reused while the classifier file is
+unchanged.
+
+Over an indexed datastore (:class:`..datastores.database.IndexedCaseDatastore`) the choice is one query
+over the ranked scores, whatever the store's size; images not scored yet by the current model (new, or
+scored by an older one) are scored ``max_compute`` at a time in a background thread after the answer, so
+the next call ranks them too. Only when nothing is scored yet does a call score synchronously first.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import threading
 import time
 
 from monailabel.interfaces.tasks.strategy import Strategy
@@ -19,6 +28,7 @@ from ...parsing import parse_int
 from ..configs.models import ModelCache, stamp_text
 
 INFO_KEY = "gazelabel_uncertainty"
+logger = logging.getLogger(__name__)
 
 
 def stored_uncertainty(datastore, image_id: str, model: str, mc_samples: int) -> float | None:
@@ -64,9 +74,13 @@ class UncertaintyStrategy(Strategy):
     def __init__(self, models: ModelCache):
         super().__init__("Highest MC-dropout entropy over the 14 findings (classifier)")
         self.models = models
+        self._background: threading.Thread | None = None
+        self._background_lock = threading.Lock()
 
     def __call__(self, request, datastore):
         mc_samples, max_compute, seed = strategy_params(request)
+        if hasattr(datastore, "top_uncertain"):
+            return self._indexed(datastore, mc_samples, max_compute)
         images = sorted(datastore.get_unlabeled_images())
         if not images:
             return None
@@ -81,3 +95,47 @@ class UncertaintyStrategy(Strategy):
         scored = {i: s for i, s in scores.items() if s is not None}
         best = max(scored, key=lambda i: (scored[i], i))
         return {"id": best, "uncertainty": scored[best], "scored": len(scored), "computed": len(todo)}
+
+    # ------------------------------------------------------------------ over an indexed datastore
+    def _indexed(self, datastore, mc_samples: int, max_compute: int):
+        self.models.predictor("classifier")  # CheckpointError (503) before any query
+        model = stamp_text(self.models.served(("classifier",))[0])
+        top = datastore.top_uncertain(model, mc_samples)
+        computed = 0
+        if top is None:  # nothing ranked yet: score a first batch now
+            todo = datastore.unscored(model, mc_samples, max_compute)
+            for image_id in todo:
+                score_image(self.models, datastore, image_id, mc_samples)
+            computed = len(todo)
+            top = datastore.top_uncertain(model, mc_samples)
+            if top is None:
+                return None
+        pending = self._score_in_background(datastore, model, mc_samples, max_compute)
+        return {"id": top[0], "uncertainty": top[1], "computed": computed, "scoring_in_background": pending}
+
+    def _score_in_background(self, datastore, model: str, mc_samples: int, max_compute: int) -> int:
+        """Start scoring up to ``max_compute`` unscored unlabelled images in a thread (one at a time per
+        server); returns how many it was given (0 when one is already running or nothing is missing)."""
+        with self._background_lock:
+            if self._background is not None and self._background.is_alive():
+                return 0
+            todo = datastore.unscored(model, mc_samples, max_compute)
+            if not todo:
+                return 0
+
+            def run():
+                import torch
+
+                # as many torch threads as one request gets (OpenMP settings are per thread)
+                torch.set_num_threads(max(1, int(os.environ.get("GAZELABEL_INFER_THREADS", "1"))))
+                try:
+                    for image_id in todo:
+                        if stamp_text(self.models.served(("classifier",))[0]) != model:
+                            return  # the classifier changed: these scores would be stale already
+                        score_image(self.models, datastore, image_id, mc_samples)
+                except Exception as e:  # never kill the server over one image
+                    logger.warning(f"background uncertainty scoring stopped: {type(e).__name__}: {e}")
+
+            self._background = threading.Thread(target=run, name="gazelabel-scoring", daemon=True)
+            self._background.start()
+            return len(todo)

@@ -8,6 +8,7 @@ only the server connection, the current image id and the playback cursor.
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,9 @@ class AnnotationSession:
         self.heatmap_source: str | None = None  # "server" or "fixations"
         self.last_result: dict = {}  # the last inference reply without its case: synthetic, models, heatmap, seconds
         self.annotator_id: str | None = None  # pseudonymous reader key for recorded gaze (see annotator_id())
+        # Who asks for the next sample: the server hands the image to this session only (a claim) until it
+        # is saved, so two annotators never get the same image at once. The annotator id once one is set.
+        self.session_client_id = f"session-{uuid.uuid4().hex[:16]}"
         self.recorder = None  # a capture.GazeRecorder while the annotator's gaze is recorded (opt-in)
         self.readings: dict = {}  # annotator id -> capture.Reading of the current image, saved with the label
         self.shown_reader: str | None = None  # whose recorded fixations the scene shows instead of the case's
@@ -179,6 +183,7 @@ class AnnotationSession:
     def next_sample(self, strategy: str = "random", params: dict | None = None) -> str | None:
         """Ask the active-learning ``strategy`` (with its request ``params``) for the next image and load
         it; None when none is left."""
+        params = {"client_id": self.annotator_id or self.session_client_id, **(params or {})}
         sample = self._require_client().next_sample(strategy, params)
         image_id = sample.get("id") if isinstance(sample, dict) else None
         if not image_id:
