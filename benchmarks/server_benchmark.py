@@ -87,7 +87,7 @@ def fresh_store_copy(store: Path, dest: Path) -> Path:
 
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(store, dest, ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock"))
+    shutil.copytree(store, dest, ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock", "gazelabel_index.sqlite3*", ".gazelabel_store_id"))
     return dest
 
 

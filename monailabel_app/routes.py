@@ -110,7 +110,8 @@ def datastore_listing(output: Optional[str] = None, offset: Optional[int] = None
             raise RequestError("offset/limit: pages are of output=all; leave them out for stats and train")
         if not hasattr(datastore, "page"):
             raise RequestError("offset/limit: this datastore (DICOMweb) lists without pages; leave them out")
-        return datastore.page(parse_int(offset or 0, "offset", 0, 10**12), parse_int(limit or 100, "limit", 1, 10_000))
+        return datastore.page(parse_int(0 if offset is None else offset, "offset", 0, 10**12),
+                              parse_int(100 if limit is None else limit, "limit", 1, 10_000))
     if kind == "all":
         return datastore.json()
     if kind == "train":

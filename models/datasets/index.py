@@ -120,21 +120,35 @@ class StoreIndex:
 
     def __init__(self, url: str):
         self.url = url
-        self.backend = sa.engine.make_url(url).get_backend_name()
-        if self.backend == "sqlite":
-            self._write = self._sqlite_engine(url, immediate=True)
-            self._read = self._sqlite_engine(url, immediate=False)
-        else:
-            self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreIndexError(f"index database {url[:80]!r}: not a SQLAlchemy URL; give e.g. "
+                                  "postgresql://user@127.0.0.1/gazelabel or sqlite:////path/index.sqlite3") from None
+        self.backend = parsed.get_backend_name()
+        self.shown = shown = parsed.render_as_string(hide_password=True)
+        if self.backend not in ("sqlite", "postgresql"):
+            raise StoreIndexError(f"index database {shown}: {self.backend!r} is not supported; use sqlite or postgresql")
+        try:
+            self._engines(url)
+        except (ImportError, sa.exc.NoSuchModuleError) as e:
+            raise StoreIndexError(f"index database {shown}: its driver is not installed ({e}); for PostgreSQL "
+                                  "install psycopg2-binary (pip install -e '.[postgres]')") from None
         self._local = threading.Lock()  # one writer per process: SQLite's busy wait is coarse
         try:
             metadata.create_all(self._write)
             with self._write.begin() as c:
                 self._set_meta(c, "schema", SCHEMA_VERSION, only_if_absent=True)
         except sa.exc.OperationalError as e:
-            raise StoreIndexError(f"index database {sa.engine.make_url(url).render_as_string(hide_password=True)}: "
-                              f"cannot be opened ({str(e.orig)[:200]}); check the URL, that the server is "
-                              "running and that the user may create tables") from None
+            raise StoreIndexError(f"index database {shown}: cannot be opened ({str(e.orig)[:200]}); check the URL, "
+                                  "that the server is running and that the user may create tables") from None
+
+    def _engines(self, url: str) -> None:
+        if self.backend == "sqlite":
+            self._write = self._sqlite_engine(url, immediate=True)
+            self._read = self._sqlite_engine(url, immediate=False)
+        else:
+            self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:

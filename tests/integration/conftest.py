@@ -109,7 +109,7 @@ class LiveServer:
 def _copy_fixtures(tiny_models, base: Path) -> tuple[Path, Path]:
     store, models = tiny_models
     store_copy, models_copy = base / "store", base / "models"
-    shutil.copytree(store, store_copy, ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock"))
+    shutil.copytree(store, store_copy, ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock", "gazelabel_index.sqlite3*", ".gazelabel_store_id"))
     shutil.copytree(models, models_copy, symlinks=True)
     return store_copy, models_copy
 

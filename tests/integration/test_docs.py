@@ -66,7 +66,7 @@ def checkout(tiny_models, tmp_path_factory):
     (root / "docs").mkdir()
     store, models = tiny_models
     home = root / ".gazelabel"
-    shutil.copytree(store, home / "sample_store", ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock"))
+    shutil.copytree(store, home / "sample_store", ignore=shutil.ignore_patterns("labels", "datastore_v2.json", ".lock", "gazelabel_index.sqlite3*", ".gazelabel_store_id"))
     shutil.copytree(models, home / "models", symlinks=True)
     return root
 

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +47,7 @@ from .uploads import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, check_image_upload, rea
 logger = logging.getLogger(__name__)
 
 LEGACY_INDEX = "datastore_v2.json"
+STORE_ID_FILE = ".gazelabel_store_id"
 DEFAULT_LEASE_S = 1800.0  # an image handed out stays with its annotator this long unless saved first
 
 
@@ -73,6 +75,7 @@ class IndexedCaseDatastore(Datastore):
         os.makedirs(os.path.join(self._root, "labels", DefaultLabelTag.FINAL), exist_ok=True)
         remove_partials(self._root, older_than_s=60.0)
         self._index = self._open(db_url)
+        self._check_store_identity()
         self._read_only = read_only
         self._migrate_legacy_index()
         started = time.monotonic()
@@ -102,6 +105,22 @@ class IndexedCaseDatastore(Datastore):
             logger.warning(f"datastore index {path} is unreadable ({str(e)[:200]}); moved to {path}.corrupt-{stamp} "
                            "and rebuilt from the files in the store (image info and scores it held are lost)")
             return StoreIndex(sqlite_url(self._root))
+
+    def _check_store_identity(self) -> None:
+        """One database indexes one store: a store keeps a random id in ``.gazelabel_store_id`` and the
+        database remembers the first store it indexed, so a shared database (``--db``) pointed at another
+        store is refused instead of having its index reconciled away."""
+        id_path = os.path.join(self._root, STORE_ID_FILE)
+        if not os.path.exists(id_path):
+            atomic_write(id_path, uuid.uuid4().hex + "\n")
+        with open(id_path) as f:
+            store_id = f.read().strip()
+        known = self._index.get_meta("store_id")
+        if known is None:
+            self._index.set_meta("store_id", store_id)
+        elif known != store_id:
+            raise StoreIndexError(f"index database {self._index.shown}: it indexes another store (id {known[:8]}…, "
+                                  f"this store {self._root} is {store_id[:8]}…); give each store its own database")
 
     def _migrate_legacy_index(self) -> None:
         """Import MONAI Label's ``datastore_v2.json`` once: its image and label info (scores, strategy stamps)."""
