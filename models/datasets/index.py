@@ -287,6 +287,10 @@ class StoreIndex:
                     out[r.image_id]["labels"][r.tag] = {"ext": r.ext, "info": _loads(r.info)}
         return list(out.values())
 
+    def labelled_count(self, tag: str) -> int:
+        with self.reading() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(images).where(self._labelled(tag))).scalar())
+
     def tag_counts(self) -> dict[str, int]:
         with self.reading() as c:
             return {t: int(n) for t, n in c.execute(sa.select(labels.c.tag, sa.func.count()).group_by(labels.c.tag))}

@@ -278,7 +278,7 @@ class IndexedCaseDatastore(Datastore):
         return self._index.labelled_ids(label_tag or DefaultLabelTag.FINAL, False)
 
     def status(self) -> dict[str, Any]:
-        return {"total": self._index.count(), "completed": len(self.get_labeled_images()),
+        return {"total": self._index.count(), "completed": self._index.labelled_count(DefaultLabelTag.FINAL),
                 "label_tags": self._index.tag_counts()}
 
     def _entry(self, row: dict[str, Any]) -> dict[str, Any]:
