@@ -362,6 +362,12 @@ class StoreIndex:
                 stored += len(rows)
         return stored
 
+    def scored_ids(self, model: str, mc_samples: int) -> set[str]:
+        """Images with a score of this model and ``mc_samples`` (one indexed query)."""
+        with self.reading() as c:
+            return set(c.execute(sa.select(scores.c.image_id).where(scores.c.model == model,
+                                                                     scores.c.mc_samples == mc_samples)).scalars())
+
     def scored_count(self, model: str, mc_samples: int) -> int:
         with self.reading() as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(scores)

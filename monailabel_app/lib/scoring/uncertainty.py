@@ -22,9 +22,15 @@ class UncertaintyScoring(ScoringMethod):
             return {"scored": 0, "skipped": 0, "detail": "no classifier model yet"}
         self.models.predictor("classifier")
         model = stamp_text(self.models.served(("classifier",))[0])
+        images = datastore.list_images()
+        index = getattr(datastore, "index", None)
+        if index is not None:  # an indexed datastore: which images are scored is one query
+            done = index.scored_ids(model, mc_samples)
+        else:
+            done = {i for i in images if stored_uncertainty(datastore, i, model, mc_samples) is not None}
         scored = skipped = 0
-        for image_id in datastore.list_images():
-            if stored_uncertainty(datastore, image_id, model, mc_samples) is not None:
+        for image_id in images:
+            if image_id in done:
                 skipped += 1
                 continue
             score_image(self.models, datastore, image_id, mc_samples)
