@@ -79,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
     # Before torch loads (the first-run training happens in this process): OpenMP threads that spin while
     # waiting made training ~3x slower on a busy 2-core machine (39 s vs 13 s per quick classifier epoch).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from monailabel_app.launcher import serve
+    from monailabel_app.launcher import check_db_url, serve
 
+    if args.db:
+        check_db_url(args.db)  # before any first-run set-up
     if args.infer_workers < 1:
         raise ValueError(f"--infer-workers must be >= 1, got {args.infer_workers}")
     token, basic = auth_settings(args)

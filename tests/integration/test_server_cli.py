@@ -84,7 +84,7 @@ def test_serve_starts_prints_help_enforces_the_token_and_stops(tiny_models, tmp_
 
 
 def test_every_start_up_failure_is_one_line_and_exit_2(tiny_models, tmp_path, capsys):
-    """A busy port, a missing studies or models folder: one line naming the problem, status 2, no traceback,
+    """A busy port, a missing studies or models folder, a database URL of another kind: one line naming the problem, status 2, no traceback,
     and never the "ready" banner (a server that another program answers for is not ready)."""
     import socket
 
@@ -101,6 +101,8 @@ def test_every_start_up_failure_is_one_line_and_exit_2(tiny_models, tmp_path, ca
             (["--studies", str(store / "dataset.json")], "not a folder"),
             (["--models-dir", str(tmp_path / "no_models")], "--models-dir"),
             (["--host", "10.255.255.1", "--insecure"], "not an address of this machine"),
+            (["--db", "mysql://u@127.0.0.1/x"], "--db 'mysql://u@127.0.0.1/x': give a SQLAlchemy URL of SQLite or PostgreSQL"),
+            (["--db", "not a url"], "--db 'not a url'"),
         ]
         for extra, message in cases:
             argv = ["serve", "--studies", str(store), "--models-dir", str(models), "--work-dir", str(tmp_path / "w"), *extra]
