@@ -254,6 +254,11 @@ class StoreIndex:
                 self._put_scores(c, [(image_id, info[SCORE_KEY])])
         return True
 
+    def infos(self) -> dict[str, dict[str, Any]]:
+        """Every image's info, in one query (for strategies that compare all images)."""
+        with self.reading() as c:
+            return {r.id: _loads(r.info) for r in c.execute(sa.select(images.c.id, images.c.info))}
+
     def ids(self, *, offset: int = 0, limit: int | None = None) -> list[str]:
         with self.reading() as c:
             q = sa.select(images.c.id).order_by(images.c.id).offset(offset)

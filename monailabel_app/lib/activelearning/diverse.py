@@ -33,12 +33,15 @@ class DiverseUncertaintyStrategy(Strategy):
         labelled = sorted(set(datastore.list_images()) - set(unlabelled))
         self.models.predictor("classifier")
         model = stamp_text(self.models.served(("classifier",))[0])
+        index = getattr(datastore, "index", None)
+        if index is not None:  # an indexed datastore: every image's info in one query, not one per image
+            datastore = _InfoSnapshot(datastore, index.infos())
         todo = [i for i in unlabelled + labelled
                 if stored_uncertainty(datastore, i, model, mc_samples) is None or stored_probs(datastore, i, model) is None]
         if len(todo) > max_compute:
             todo = sorted(random.Random(seed).sample(todo, max_compute))
         for image_id in todo:
-            score_image(self.models, datastore, image_id, mc_samples)
+            score_image(self.models, datastore, image_id, mc_samples)  # the snapshot takes the new score too
         unc = {i: stored_uncertainty(datastore, i, model, mc_samples) for i in unlabelled}
         unc = {i: u for i, u in unc.items() if u is not None}
         profiles = {i: stored_probs(datastore, i, model) for i in unlabelled + labelled}
@@ -52,3 +55,20 @@ class DiverseUncertaintyStrategy(Strategy):
         best = max(score, key=lambda i: (score[i], i))
         return {"id": best, "uncertainty": unc[best], "distance": dist[best], "score": score[best], "scored": len(unc),
                 "computed": len(todo)}
+
+
+class _InfoSnapshot:
+    """The datastore with its image infos read once; info updates go through and into the snapshot."""
+
+    def __init__(self, datastore, infos: dict):
+        self._datastore, self._infos = datastore, infos
+
+    def get_image_info(self, image_id: str) -> dict:
+        return self._infos.get(image_id, {})
+
+    def update_image_info(self, image_id: str, info: dict) -> None:
+        self._datastore.update_image_info(image_id, info)
+        self._infos[image_id] = {**self._infos.get(image_id, {}), **info}
+
+    def __getattr__(self, name: str):
+        return getattr(self._datastore, name)
