@@ -136,10 +136,13 @@ class StoreIndex:
                                   "install psycopg2-binary (pip install -e '.[postgres]')") from None
         self._local = threading.Lock()  # one writer per process: SQLite's busy wait is coarse
         try:
-            metadata.create_all(self._write)
             with self._write.begin() as c:
+                if self.backend == "postgresql":
+                    # two servers starting at once on an empty database would race on CREATE TABLE
+                    c.execute(sa.text("SELECT pg_advisory_xact_lock(7220401)"))
+                metadata.create_all(c)
                 self._set_meta(c, "schema", SCHEMA_VERSION, only_if_absent=True)
-        except sa.exc.OperationalError as e:
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
             raise StoreIndexError(f"index database {shown}: cannot be opened ({str(e.orig)[:200]}); check the URL, "
                                   "that the server is running and that the user may create tables") from None
 
