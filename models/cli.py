@@ -22,6 +22,7 @@ COMMANDS = {
     "inspect": ("models.commands.inspect", "Summarise an image, a case JSON or a dataset"),
     "overlay": ("models.commands.overlay", "Render an image with fixations, heatmap and boxes to PNG"),
     "predict": ("models.commands.predict", "Run the models on one image (or one server task's part of them)"),
+    "predict-store": ("models.commands.predict_store", "Run the classifier over a case store in batches (Case JSON per image, scores into the index)"),
     "gaze": ("models.commands.gaze", "Import eye-tracking recordings made elsewhere (gaze import)"),
     "export-sr": ("models.commands.export_sr", "Write a case JSON as a DICOM Structured Report (TID 1500)"),
     "import-sr": ("models.commands.import_sr", "Read a DICOM Structured Report (TID 1500) as a case JSON"),
