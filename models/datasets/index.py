@@ -440,10 +440,14 @@ class StoreIndex:
                     for r in c.execute(sa.select(labels.c.image_id, labels.c.tag, labels.c.ext, labels.c.mtime))}
         return imgs, labs
 
-    def apply_scan(self, *, new_images: list[dict], changed_images: list[dict], gone_images: list[str],
-                   new_labels: list[dict], changed_labels: list[dict], gone_labels: list[tuple[str, str]]) -> None:
-        """Write what a folder scan found, in chunks (each chunk its own transaction: a huge first scan
-        never holds the writer for long)."""
+    def apply_scan(self, *, new_images: list[dict] = (), changed_images: list[dict] = (), gone_images: list[str] = (),
+                   new_labels: list[dict] = (), changed_labels: list[dict] = (),
+                   gone_labels: list[tuple[str, str]] = ()) -> None:
+        """Write what a folder scan (or one watched file) found, in chunks, each its own transaction (a huge
+        first scan never holds the writer for long). Rows that exist keep their info: a "new" file already
+        indexed by a concurrent save only gets its file facts written."""
+        new_images, changed_images, gone_images = list(new_images), list(changed_images), list(gone_images)
+        new_labels, changed_labels, gone_labels = list(new_labels), list(changed_labels), list(gone_labels)
         for chunk in _chunks(new_images):
             with self.writing() as c:
                 self._upsert(c, images, chunk, ["id"], ["ext", "mtime", "size"])

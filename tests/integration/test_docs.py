@@ -74,7 +74,8 @@ def checkout(tiny_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
     if orthanc_missing() is not None:
-        return None
+        yield None  # a generator fixture must yield, even when there is nothing to give
+        return
     from models.imaging import sample_cr_path
 
     with OrthancServer(tmp_path_factory.mktemp("docs_orthanc")) as server:

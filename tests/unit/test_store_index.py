@@ -230,3 +230,27 @@ def test_another_database_url_is_used_instead_of_the_store_file(store, tmp_path)
     with pytest.raises(StoreIndexError, match="indexes another store"):
         IndexedCaseDatastore(str(other), db_url=url)  # one database, one store
     assert IndexedCaseDatastore(str(store), db_url=url).list_images() == ids
+
+
+def test_a_watched_file_event_never_replaces_the_info_a_save_stored(store, tmp_path):
+    """The watcher's event for a file the server just wrote may run before or after the save's row write;
+    either way the info stays (it once replaced the label info with a bare {"ts", "name"})."""
+    ids = make_store(store, 2)
+    ds = IndexedCaseDatastore(str(store))
+    label = store / "labels" / "final" / f"{ids[0]}.json"
+    ds.index.apply_scan(new_labels=[{"image_id": ids[0], "tag": "final", "ext": ".json", "mtime": 1.0,
+                                     "info": json.dumps({"ts": 1, "name": "x"})}])  # the watcher ran first
+    ds.save_label(ids[0], label_file(tmp_path, ids[0]), "final", {"reader": "r"})
+    ds.sync_file(str(label))  # ... or after
+    real_label = ds.index.label
+    ds.index.label = lambda *a: None  # the watcher read "no row" just before the save wrote it
+    ds.sync_file(str(label))
+    ds.index.label = real_label
+    assert ds.get_label_info(ids[0], "final")["reader"] == "r"
+    os.utime(label, (time.time() + 5,) * 2)
+    ds.sync_file(str(label))  # a later change of the file by another tool: facts only
+    assert ds.get_label_info(ids[0], "final")["reader"] == "r"
+    ds.update_image_info(ids[1], {"note": "n"})
+    ds.sync_file(str(store / f"{ids[1]}.png"))
+    assert ds.get_image_info(ids[1])["note"] == "n"
+    ds.close()

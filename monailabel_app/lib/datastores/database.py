@@ -202,7 +202,10 @@ class IndexedCaseDatastore(Datastore):
         scan_folder(self._index, self._root, IMAGE_EXTENSIONS, LABEL_EXTENSIONS, is_safe_id)
 
     def sync_file(self, path: str) -> None:
-        """Index one file's creation, change or removal (the watcher's event), without a folder scan."""
+        """Index one file's creation, change or removal (the watcher's event), without a folder scan.
+
+        Only file facts are written, never info: the event of a file this server just wrote may be handled
+        before or after the save's own row write, and must not replace the info that save stored."""
         rel = os.path.relpath(os.path.abspath(path), self._root).split(os.sep)
         if len(rel) == 1:
             parts = _split(rel[0], IMAGE_EXTENSIONS)
@@ -217,9 +220,11 @@ class IndexedCaseDatastore(Datastore):
             st = os.stat(path)
             row = self._index.image(image_id)
             if row is None:
-                self._index.put_image(image_id, ext, st.st_mtime, st.st_size, {"ts": int(time.time()), "name": rel[0]})
-            elif (row["mtime"], row["size"]) != (st.st_mtime, st.st_size):
-                self._index.put_image(image_id, ext, st.st_mtime, st.st_size, {**row["info"], "ts": int(time.time())})
+                self._index.apply_scan(new_images=[{"id": image_id, "ext": ext, "mtime": st.st_mtime, "size": st.st_size,
+                                                    "info": json.dumps({"ts": int(time.time()), "name": rel[0]})}])
+            elif (row["ext"], row["mtime"], row["size"]) != (ext, st.st_mtime, st.st_size):
+                self._index.apply_scan(changed_images=[{"id": image_id, "ext": ext, "mtime": st.st_mtime,
+                                                        "size": st.st_size, "stale": True}])
         elif len(rel) == 3 and rel[0] == "labels":
             parts = _split(rel[2], LABEL_EXTENSIONS)
             tag = rel[1]
@@ -234,9 +239,11 @@ class IndexedCaseDatastore(Datastore):
                 return
             mtime = os.stat(path).st_mtime
             row = self._index.label(image_id, tag)
-            if row is None or row["mtime"] != mtime:
-                info = row["info"] if row else {"ts": int(time.time()), "name": rel[2]}
-                self._index.put_label(image_id, tag, ext, mtime, info, release=False)
+            if row is None:
+                self._index.apply_scan(new_labels=[{"image_id": image_id, "tag": tag, "ext": ext, "mtime": mtime,
+                                                    "info": json.dumps({"ts": int(time.time()), "name": rel[2]})}])
+            elif row["mtime"] != mtime:
+                self._index.apply_scan(changed_labels=[{"image_id": image_id, "tag": tag, "ext": ext, "mtime": mtime}])
 
     def _require_image(self, image_id: str) -> dict[str, Any]:
         check_id(image_id)
