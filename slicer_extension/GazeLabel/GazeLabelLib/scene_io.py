@@ -13,6 +13,8 @@ What the annotator sees and edits, one node per thing:
                                 attributes keep score, region and original index (role ``box``)
 ``vtkMRMLMarkupsFiducialNode``  the boxes' finding labels, placed by :func:`layout_labels` so that no label
                                 covers another or a fixation number (role ``box_labels``; display only)
+``vtkMRMLMarkupsCurveNode``     the other sampled scanpaths, faint, one curve each (role ``scanpath_samples``;
+                                display only, :func:`show_scanpath_samples`)
 ``vtkMRMLTextNode``             the report, ``FINDINGS: ...`` / ``IMPRESSION: ...`` (role ``report``)
 ``vtkMRMLScriptedModuleNode``   findings, scores and the rest of the case as JSON parameters (role ``case``)
 ==============================  =================================================================
@@ -62,6 +64,11 @@ FIXATION_COLOR = (0.0, 0.8, 1.0)   # sky blue: numbered fixations and their dura
 SCANPATH_COLOR = (0.6, 0.8, 1.0)   # pale blue: the saccades between them
 BOX_COLOR = (0.1, 1.0, 0.2)        # green: finding boxes
 BOX_LABEL_COLOR = (0.8, 1.0, 0.8)  # pale green: their names (apart from the outlines they label)
+HIGHLIGHT_COLOR = (1.0, 0.2, 1.0)  # magenta: the box and fixations behind the report sentence clicked
+SAMPLE_COLOR = (0.75, 0.6, 1.0)    # lilac: the other sampled scanpaths, apart from the shown one
+# Opacity of the boxes not highlighted while some are: none, since boxes may coincide (a barely trained model
+# frames the whole film with every box) and a stack of faded outlines drawn later would cover the highlighted one.
+HIGHLIGHT_FADE = 0.0
 
 
 class SceneError(ValueError):
@@ -126,11 +133,26 @@ def heatmap_volume(scene, heatmap: np.ndarray, name: str = "GazeLabel heatmap"):
     volume.SetAttribute(ROLE, "heatmap")
     spacing = image.GetSpacing()
     _fill_volume(volume, heatmap, spacing[0], spacing[1])
-    display = _volume_display(scene, volume, heat_color_table(scene).GetID())
-    display.AutoWindowLevelOff()
-    low, peak = float(heatmap.min()), float(heatmap.max())
-    display.SetWindowLevelMinMax(low, low + (peak if peak > 0 else 1.0))
+    _volume_display(scene, volume, heat_color_table(scene).GetID())
+    set_heatmap_range(scene)
     return volume
+
+
+def set_heatmap_range(scene, stretch: bool = False) -> tuple[float, float]:
+    """The heatmap's colour range: above its own baseline, ``[min, min + max]`` (the default: a flat map stays
+    transparent), or ``stretch``ed over ``[min, max]`` so that a nearly flat map (a barely trained model)
+    shows where it is highest. Returns the range."""
+    volume = require_role(scene, "heatmap")
+    heatmap = slicer.util.arrayFromVolume(volume)
+    low, peak = float(heatmap.min()), float(heatmap.max())
+    if stretch and peak > low:
+        top = peak
+    else:
+        top = low + (peak if peak > 0 else 1.0)
+    display = volume.GetDisplayNode()
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(low, top)
+    return low, top
 
 
 def _fill_volume(volume, array: np.ndarray, col_mm: float, row_mm: float) -> None:
@@ -217,7 +239,7 @@ def _named(scene, class_name: str, name: str):
 
 def clear_case(scene) -> None:
     """Remove every GazeLabel node except the image and heatmap volumes (which the next case refills)."""
-    for role in ("fixations", "scanpath", "durations", "box", "box_labels", "report", "case"):
+    for role in ("fixations", "scanpath", "durations", "box", "box_labels", "scanpath_samples", "report", "case"):
         for node in nodes_with_role(scene, role):
             scene.RemoveNode(node)
 
@@ -382,6 +404,62 @@ def add_box(scene, box: dict, index: int | None = None):
     return roi
 
 
+def remove_box(scene, roi) -> None:
+    """Delete one finding box (its ROI node) and lay the remaining labels out again. Evidence that pointed at
+    it loses its box when the case is read back (:func:`scene_to_case`)."""
+    if roi is None or roi.GetAttribute(ROLE) != "box":
+        raise SceneError("remove_box: not a GazeLabel box")
+    scene.RemoveNode(roi)
+    layout_labels(scene)
+
+
+def highlight(scene, boxes=(), fixations=()) -> None:
+    """Draw the boxes (indices into the scene's boxes, in order) and fixations (0-based indices) in
+    :data:`HIGHLIGHT_COLOR`, the other fixations in their own colour and the other boxes faded out
+    (:data:`HIGHLIGHT_FADE`); ``highlight(scene)`` clears it. Display only: the case read back is unchanged."""
+    boxes, fixations = {int(b) for b in boxes}, {int(f) for f in fixations}
+    for index, roi in enumerate(nodes_with_role(scene, "box")):
+        color = HIGHLIGHT_COLOR if index in boxes else BOX_COLOR
+        display = roi.GetDisplayNode()
+        display.SetColor(*color)
+        display.SetSelectedColor(*color)
+        display.SetActiveColor(*color)
+        display.SetOpacity(1.0 if not boxes or index in boxes else HIGHLIGHT_FADE)
+    points = find_role(scene, "fixations")
+    if points is not None:
+        display = points.GetDisplayNode()
+        # Markups draw a selected control point in the selected colour: the highlighted ones are the selected.
+        display.SetSelectedColor(*(HIGHLIGHT_COLOR if fixations else FIXATION_COLOR))
+        for i in range(points.GetNumberOfControlPoints()):
+            points.SetNthControlPointSelected(i, not fixations or i in fixations)
+
+
+def show_scanpath_samples(scene, paths) -> list:
+    """Draw ``paths`` (lists of fixation dicts in pixels, e.g. a prediction's other ``scanpath_samples``) as
+    faint curves beside the numbered fixations; ``[]`` removes them. Returns the curve nodes."""
+    volume = require_role(scene, "image")
+    for node in nodes_with_role(scene, "scanpath_samples"):
+        scene.RemoveNode(node)
+    curves = []
+    for k, path in enumerate(paths or []):
+        if len(path) < 2:
+            continue
+        curve = scene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode", f"GazeLabel scanpath sample {k + 1}")
+        curve.SetAttribute(ROLE, "scanpath_samples")
+        curve.CreateDefaultDisplayNodes()
+        curve.SetCurveTypeToLinear()
+        line = vtk.vtkPoints()
+        for p in pixels_to_ras(volume, [[f["x"], f["y"]] for f in path]):
+            line.InsertNextPoint(*p)
+        curve.SetControlPointPositionsWorld(line)
+        curve.SetLocked(True)
+        _style_markups(curve, SAMPLE_COLOR, text_scale=0.0, glyph_scale=0.6)
+        curve.GetDisplayNode().SetPointLabelsVisibility(False)
+        curve.GetDisplayNode().SetOpacity(0.6)
+        curves.append(curve)
+    return curves
+
+
 def box_label_text(roi) -> str:
     score = roi.GetAttribute(BOX_SCORE)
     return roi.GetName() + (f" {float(score):.2f}" if score and roi.GetName() == roi.GetAttribute(BOX_FINDING) else "")
@@ -484,6 +562,21 @@ def format_report(report) -> str:
     if isinstance(report, str):
         report = {"findings": report}
     return f"FINDINGS: {report.get('findings') or ''}\nIMPRESSION: {report.get('impression') or ''}"
+
+
+def report_sentences(report) -> list[str]:
+    """The sentences a report's evidence indices count over: FINDINGS sentences, then IMPRESSION sentences
+    (the rule of ``models.report.evidence.report_sentences``; ``tests/slicer/test_web_controller.py`` checks
+    the two agree)."""
+    if not report:
+        return []
+    if isinstance(report, str):
+        report = {"findings": report}
+
+    def split(text):
+        return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join((text or "").split())) if s.strip()]
+
+    return split(report.get("findings")) + split(report.get("impression"))
 
 
 def parse_report(text: str) -> dict:
