@@ -15,7 +15,7 @@ The database is SQLite in the store (``<store>/gazelabel_index.sqlite3``, WAL mo
 the writer) unless a SQLAlchemy URL names another one, e.g. ``postgresql://user@127.0.0.1/gazelabel`` for
 several servers sharing one store. Tables (``ix_`` prefixed so they can live in a shared schema)::
 
-    ix_images  (id PK, ext, mtime, size, info JSON text)
+    ix_images  (id PK, ext, mtime, size, info JSON text, rkey)  index (rkey)
     ix_labels  (image_id, tag) PK, ext, mtime, info JSON text
     ix_scores  (image_id PK, model, mc_samples, value, ts)   index (model, mc_samples, value)
     ix_claims  (image_id PK, holder, expires)                  index (holder)
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -39,7 +40,7 @@ from sqlalchemy import event
 logger = logging.getLogger(__name__)
 
 SQLITE_NAME = "gazelabel_index.sqlite3"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: ix_images.rkey (random key for the random strategy); 1 is migrated on open
 # The image-info key under which uncertainty scores are kept (value, mc_samples, model, ts, probs): the
 # datastore mirrors it into ix_scores so the best unlabelled image is one indexed query.
 SCORE_KEY = "gazelabel_uncertainty"
@@ -53,6 +54,10 @@ images = sa.Table(
     sa.Column("mtime", sa.Float, nullable=False, default=0.0),
     sa.Column("size", sa.BigInteger, nullable=False, default=0),
     sa.Column("info", sa.Text, nullable=False, default="{}"),
+    # A uniform random number drawn when the row is inserted: "a random unlabelled image" is the first one at
+    # or after a random point of this key (one indexed range query instead of listing every unlabelled id).
+    sa.Column("rkey", sa.Float, nullable=True, default=random.random),
+    sa.Index("ix_images_rkey", "rkey"),
 )
 labels = sa.Table(
     "ix_labels", metadata,
@@ -88,6 +93,10 @@ meta = sa.Table(
 
 class StoreIndexError(RuntimeError):
     """The index database cannot be opened or used; the message names the database and the fix."""
+
+
+class StoreIndexSchemaError(StoreIndexError):
+    """The database was written by a newer schema than this code reads: not damage, so never set aside."""
 
 
 def sqlite_url(root: str) -> str:
@@ -140,11 +149,30 @@ class StoreIndex:
                 if self.backend == "postgresql":
                     # two servers starting at once on an empty database would race on CREATE TABLE
                     c.execute(sa.text("SELECT pg_advisory_xact_lock(7220401)"))
+                self._migrate(c)
                 metadata.create_all(c)
-                self._set_meta(c, "schema", SCHEMA_VERSION, only_if_absent=True)
+                self._set_meta(c, "schema", SCHEMA_VERSION)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as e:
             raise StoreIndexError(f"index database {shown}: cannot be opened ({str(e.orig)[:200]}); check the URL, "
                                   "that the server is running and that the user may create tables") from None
+
+    def _migrate(self, c: sa.Connection) -> None:
+        """Bring an index made by an earlier schema up to :data:`SCHEMA_VERSION` (in the opening transaction)."""
+        inspector = sa.inspect(c)
+        if not inspector.has_table(images.name):
+            return  # a new database: create_all makes the current schema
+        stored = c.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar() \
+            if inspector.has_table(meta.name) else None
+        if stored is not None and stored.isdigit() and int(stored) > int(SCHEMA_VERSION):
+            raise StoreIndexSchemaError(f"index database {self.shown}: schema {stored} was written by a newer GazeLabel "
+                                  f"(this one reads {SCHEMA_VERSION}); upgrade GazeLabel, or give another --db")
+        if "rkey" not in {col["name"] for col in inspector.get_columns(images.name)}:
+            # schema 1 -> 2: every existing image gets its random key (one statement, ~0.1 s per 10^5 rows)
+            c.execute(sa.text(f"ALTER TABLE {images.name} ADD COLUMN rkey FLOAT"))
+            draw = "(random() / 18446744073709551616.0 + 0.5)" if self.backend == "sqlite" else "random()"
+            c.execute(sa.text(f"UPDATE {images.name} SET rkey = {draw}"))
+            next(i for i in images.indexes if i.name == "ix_images_rkey").create(c)  # create_all skips existing tables
+            logger.info(f"index {self.shown}: schema 1 -> 2 (random keys for {c.execute(sa.select(sa.func.count()).select_from(images)).scalar()} images)")
 
     def _engines(self, url: str) -> None:
         if self.backend == "sqlite":
@@ -296,8 +324,10 @@ class StoreIndex:
         return list(out.values())
 
     def labelled_count(self, tag: str) -> int:
+        """Images with a label of ``tag``: counted over that tag's labels (the tag index), not over every image."""
+        known = sa.exists().where(images.c.id == labels.c.image_id)
         with self.reading() as c:
-            return int(c.execute(sa.select(sa.func.count()).select_from(images).where(self._labelled(tag))).scalar())
+            return int(c.execute(sa.select(sa.func.count()).select_from(labels).where(labels.c.tag == tag, known)).scalar())
 
     def tag_counts(self) -> dict[str, int]:
         with self.reading() as c:
@@ -405,6 +435,35 @@ class StoreIndex:
         with self.reading() as c:
             row = c.execute(q).first()
         return None if row is None else (row.image_id, float(row.value))
+
+    def random_unlabelled(self, tag: str = "final", holder: str = "", exclude: Iterable[str] = (),
+                          rng: random.Random | None = None) -> str | None:
+        """A random unlabelled image that nobody but ``holder`` holds a live claim on: the first such image at
+        or after a uniform random point of ``rkey`` (wrapping around), one range query over its index; the
+        chosen image then gets a new random key.
+
+        One draw picks an image with probability equal to the gap of keys before it, which is uneven (the
+        gaps between uniform points vary several-fold); giving the drawn image a fresh key makes every image
+        equally likely over repeated draws (the process treats all images alike), which is what a random
+        baseline needs. Exactly uniform single draws would mean counting the eligible rows (O(N))."""
+        rng = rng or random
+        point = rng.random()
+        claimed = sa.exists().where(claims.c.image_id == images.c.id, claims.c.expires > time.time(),
+                                    claims.c.holder != holder)
+        base = sa.select(images.c.id).where(~self._labelled(tag), ~claimed)
+        exclude = list(exclude)
+        if exclude:
+            base = base.where(images.c.id.not_in(exclude))
+        found = None
+        with self.reading() as c:
+            for cond in (images.c.rkey >= point, images.c.rkey < point, images.c.rkey.is_(None)):
+                found = c.execute(base.where(cond).order_by(images.c.rkey).limit(1)).scalar()
+                if found is not None:
+                    break
+        if found is not None:
+            with self.writing() as c:
+                c.execute(images.update().where(images.c.id == found).values(rkey=rng.random()))
+        return found
 
     # ---------------------------------------------------------------- claims
     def claim(self, image_id: str, holder: str, lease_s: float) -> bool:

@@ -129,8 +129,12 @@ def test_one_case_per_image_as_the_pipeline_writes_it_and_scores_the_server_rank
     index.close()
 
     ds = IndexedCaseDatastore(str(store))
-    answer = UncertaintyStrategy(cache)({"mc_samples": 0}, ds)
-    assert answer["computed"] == 0 and answer["scoring_in_background"] == 0
+    strategy = UncertaintyStrategy(cache)
+    answer = strategy({"mc_samples": 0}, ds)
+    assert answer["computed"] == 0
+    # the background pass finds nothing to score, and the next call starts none
+    assert strategy.wait_background(60) == {"model": model, "mc_samples": 0, "scored": 0}
+    assert strategy({"mc_samples": 0}, ds)["scoring_in_background"] is False
     ranked = {i: ds.get_image_info(i)[SCORE_KEY]["value"] for i in paths}
     assert answer["id"] == max(ranked, key=lambda i: (ranked[i], i))
     ds.close()

@@ -34,7 +34,8 @@ import sqlalchemy as sa
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.exception import ImageNotFoundException, LabelNotFoundException
 
-from models.datasets.index import SCORE_KEY, SQLITE_NAME, StoreIndex, StoreIndexError, scan_folder, sqlite_url
+from models.datasets.index import (SCORE_KEY, SQLITE_NAME, StoreIndex, StoreIndexError, StoreIndexSchemaError, scan_folder,
+                                   sqlite_url)
 from models.files import atomic_copy, atomic_write, remove_partials
 from models.imaging import image_size
 from models.schema import CaseError
@@ -97,6 +98,8 @@ class IndexedCaseDatastore(Datastore):
             if ok != "ok":
                 raise sa.exc.DatabaseError("PRAGMA quick_check", None, Exception(str(ok)[:200]))
             return index
+        except StoreIndexSchemaError:
+            raise
         except (sa.exc.DatabaseError, StoreIndexError) as e:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for suffix in ("", "-wal", "-shm"):
@@ -430,6 +433,11 @@ class IndexedCaseDatastore(Datastore):
         """The unlabelled image with the highest stored score of this model that no one but ``holder`` has
         claimed (one indexed query)."""
         return self._index.top_uncertain(model, mc_samples, DefaultLabelTag.FINAL, holder, exclude)
+
+    def random_unlabelled(self, holder: str = "", exclude=()) -> str | None:
+        """A random unlabelled image no one but ``holder`` has claimed (one range query over a random key;
+        see :meth:`StoreIndex.random_unlabelled` for how close to uniform it is)."""
+        return self._index.random_unlabelled(DefaultLabelTag.FINAL, holder, exclude)
 
     def unscored(self, model: str, mc_samples: int, limit: int) -> list[str]:
         """Unlabelled images with no score of this model and ``mc_samples`` yet (missing or stale)."""
