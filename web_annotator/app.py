@@ -584,7 +584,7 @@ class GazeLabelWebApp(TrameApp):
                 html.Div("{{ error }}", id="gl-error")
 
     def _panels(self) -> None:
-        with v3.VExpansionPanels(multiple=True, model_value=("panels_open", [0, 1, 2, 3, 4, 5]), variant="accordion"):
+        with v3.VExpansionPanels(multiple=True, model_value=("panels_open", [0, 1, 2, 3, 4, 5, 6]), variant="accordion"):
             with v3.VExpansionPanel(title="Server"):
                 with v3.VExpansionPanelText():
                     v3.VTextField(v_model=("server_url",), label="Server", density="compact", hide_details=True)
