@@ -331,7 +331,7 @@ class ServerProcess:
 
 
 # ---------------------------------------------------------------------------------------------- gazelabel serve
-def _connection_help(s: ServerSettings, image_id: str) -> str:
+def _connection_help(s: ServerSettings, image_id: str, web: str | None = None) -> str:
     auth = ""
     if s.auth_token:
         auth = ' -H "Authorization: Bearer $GAZELABEL_AUTH_TOKEN"'
@@ -348,7 +348,7 @@ def _connection_help(s: ServerSettings, image_id: str) -> str:
         "",
         "3D Slicer: install the GazeLabel extension (slicer_extension/), open the GazeLabel module and set",
         f"  Server = {s.url}  ({login}).",
-        "",
+        *([f"Browser: {web}" if web.startswith("http") else f"Browser: no web annotator ({web})", ""] if web else [""]),
         "Try it:",
         f'  curl -s{auth} "{s.url}/info/"',
         f'  curl -s{auth} -X POST "{s.url}/infer/pipeline?image={image_id}&output=json"',
@@ -361,9 +361,11 @@ def _connection_help(s: ServerSettings, image_id: str) -> str:
 def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, auth_token: str | None = None,
           basic_auth: str | None = None, models_dir: str | Path | None = None, work_dir: str | Path | None = None,
           profile: str = "quick", infer_workers: int = 2, insecure: bool = False, verbose: bool = False,
-          db: str | None = None) -> int:
+          db: str | None = None, web_port: int | None = None) -> int:
     """``gazelabel serve``: check the port and folders, prepare the sample store and default models if needed,
-    start the server in the foreground, print how to connect, and return its exit code when it stops.
+    start the server in the foreground, print how to connect, and return its exit code when it stops. With
+    ``web_port`` the web annotator (``gazelabel web``) is served on that port too, logged in like a client;
+    when it cannot start (no ``.venv-web``, port taken) the banner says why and the server runs on.
 
     Raises:
         StartupError: one line for every reason it cannot start (port taken or privileged, missing studies
@@ -401,14 +403,53 @@ def serve(studies: str | None, *, host: str = "127.0.0.1", port: int = 8000, aut
         # A service manager (systemd, docker stop) sends SIGTERM: stop the server too, as Ctrl-C does; by
         # default SIGTERM would end this process and leave the server (its own session) running.
         signal.signal(signal.SIGTERM, _interrupt)
+    web = None
     try:
         server.start(timeout=300)
-        print(_connection_help(settings, image_id), flush=True)
+        web, where = _start_web(settings, web_port) if web_port else (None, None)
+        print(_connection_help(settings, image_id, where), flush=True)
         return server.process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if web is not None and web.poll() is None:
+            os.killpg(web.pid, signal.SIGTERM)
+            try:
+                web.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(web.pid, signal.SIGKILL)
         server.stop()
+
+
+def _start_web(s: ServerSettings, port: int, timeout: float = 60.0) -> tuple[subprocess.Popen | None, str]:
+    """Start ``gazelabel web`` for the server on loopback ``port``, logged in with the server's own auth;
+    ``(process, its URL)``, or ``(None, why not)`` in one line."""
+    try:
+        from web_annotator.command import web_command
+
+        check_port("127.0.0.1", port)
+        base = {k: v for k, v in os.environ.items() if k not in ("GAZELABEL_AUTH_TOKEN", "GAZELABEL_BASIC_AUTH")}
+        if s.auth_token:
+            base["GAZELABEL_AUTH_TOKEN"] = s.auth_token
+        elif s.basic_auth:
+            base["GAZELABEL_BASIC_AUTH"] = s.basic_auth
+        command, env = web_command(["--server", s.url, "--port", str(port)], environ=base)
+    except (ImportError, FileNotFoundError, StartupError) as e:
+        return None, str(e)
+    log = s.work_dir / "logs" / "web.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, env=env, cwd=s.work_dir, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return process, f"{url}  (gazelabel web: the Slicer module's annotation loop in a web page; log {log})"
+        except requests.RequestException:
+            time.sleep(0.5)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    return None, f"gazelabel web did not start (see {log})"
 
 
 def _interrupt(signum, frame):

@@ -9,6 +9,8 @@ ldconfig -p 2>/dev/null | grep -q libEGL_mesa || need+=(libegl-mesa0 libegl1)
 ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || need+=(libgl1-mesa-dri)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

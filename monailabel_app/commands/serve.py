@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "postgresql://user@host/dbname lets several servers share one store")
     p.add_argument("--infer-workers", type=int, default=2, help="inferences run at once; others queue (default 2)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without authentication")
+    p.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                   help="also serve the web annotator (gazelabel web, on 127.0.0.1) on this port, logged in like a "
+                        "client; `make demo` uses 8080")
     p.add_argument("--verbose", dest="verbose_command", action="store_true", help="show the server's INFO log on the console too (always in "
                                                           "<work dir>/logs/server.log)")
 
@@ -89,4 +92,4 @@ def run(args: argparse.Namespace) -> int:
     return serve(args.studies, host=args.host, port=args.port, auth_token=token, basic_auth=basic,
                  models_dir=args.models_dir, work_dir=args.work_dir, profile=args.profile,
                  infer_workers=args.infer_workers, insecure=args.insecure,
-                 verbose=args.verbose or args.verbose_command, db=args.db)
+                 verbose=args.verbose or args.verbose_command, db=args.db, web_port=args.web_port)
