@@ -1,6 +1,6 @@
 """The model families: the one table every consumer reads.
 
-A family (classifier, scanpath, report) declares once what the rest of the system needs to know: its name
+A family (classifier, scanpath, report, vqa) declares once what the rest of the system needs to know: its name
 and server task, the artifact it publishes in a models folder (a file, or a folder with the checkpoint
 inside), its checkpoint kind, its config sections (dataclasses in ``models/<family>/config.py``, cheap to
 import), its key metric, and where its trainer and predictor live (imported only when used: loading a
@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 from models.classifier import config as classifier_config
 from models.report import config as report_config
 from models.scanpath import config as scanpath_config
+from models.vqa import config as vqa_config
 from models.train_result import TrainResult
 
 
@@ -188,7 +189,13 @@ REPORT = ModelFamily(
     runtime_imports=("transformers", "peft"),
     description="Gaze-conditioned report with evidence links (sentences -> findings, boxes, fixations)")
 
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CLASSIFIER, SCANPATH, REPORT)}
+VQA = ModelFamily(
+    name="vqa", task="vqa", artifact="vqa.pt", kind=vqa_config.KIND,
+    sections=vqa_config.SECTIONS, key_metric="val_accuracy",
+    trainer="models.vqa.train:train", predictor="models.vqa.predict:VQAPredictor",
+    description="Grounded question answering: answer, confidence, evidence box and fixations (or 'cannot answer')")
+
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CLASSIFIER, SCANPATH, REPORT, VQA)}
 BY_TASK: dict[str, ModelFamily] = {f.task: f for f in FAMILIES.values()}
 
 

@@ -208,6 +208,113 @@ class Report:
         )
 
 
+# What an answered question is about (``Answer.type``); the kinds within them are ``models.vqa.questions.KINDS``.
+ANSWER_TYPES = ("presence", "location", "size", "count", "not_inspected", "comparison")
+MAX_QUESTION_CHARS = 300
+
+
+@dataclass
+class Answer:
+    """A question about the image answered by the ``vqa`` family (``Prediction.answer``).
+
+    Attributes:
+        question: the question as asked (at most :data:`MAX_QUESTION_CHARS` characters).
+        answer: a word of the closed vocabulary (yes / no / none, a finding, a region, right / left / both,
+            small / moderate / large, a count 0-6 where 6 means six or more), for "which regions were not
+            inspected" the regions joined by ", " (or "none"); "cannot answer" when ``answerable`` is false.
+        answerable: false when the model refuses; ``reason`` then says why (an unknown finding, a question unlike
+            any it was trained on, a finding with no place on the image, no gaze to answer from ...).
+        type: the question type (:data:`ANSWER_TYPES`); ``kind`` the finer kind (presence, region, side, size,
+            count, missed, inspected, both, larger).
+        confidence: the answer's probability in [0, 1] (softmax over the kind's answers; with MC dropout the
+            mean over passes; for a region set the product over regions); None when not answerable.
+        alternatives: the next answers, ``[{"answer": str, "p": float}]``, most likely first.
+        findings: the findings the question names (CheXpert-14 spelling); regions: the region it names, or
+            for "missed" the regions answered.
+        box: the evidence ``[x1, y1, x2, y2]`` in original pixels (the grounding map's box, or the asked
+            region's box), or None.
+        fixations: indices into ``Case.fixations`` on the evidence (the gaze the answer rests on).
+        gaze_source: "recorded", "predicted" or "none": the fixations the model was given.
+        similarity: cosine similarity of the question to the nearest training question (frozen MiniLM).
+        mc_samples: MC-dropout passes behind ``confidence`` (0 = one deterministic pass).
+    """
+
+    question: str
+    answer: str
+    answerable: bool = True
+    reason: str | None = None
+    type: str | None = None
+    kind: str | None = None
+    confidence: float | None = None
+    alternatives: list[dict] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    box: list[float] | None = None
+    fixations: list[int] = field(default_factory=list)
+    gaze_source: str | None = None
+    similarity: float | None = None
+    mc_samples: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "prediction.answer") -> "Answer":
+        d = _mapping(d, where)
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise CaseError(f"{where}.{unknown[0]}: not an answer field")
+        question = _text(d.get("question"), f"{where}.question", optional=False)
+        if len(question) > MAX_QUESTION_CHARS:
+            raise CaseError(f"{where}.question: at most {MAX_QUESTION_CHARS} characters, got {len(question)}")
+        answerable = d.get("answerable", True)
+        if not isinstance(answerable, bool):
+            raise CaseError(f"{where}.answerable: expected true or false, got {answerable!r}")
+        kind_of = d.get("type")
+        if kind_of is not None and kind_of not in ANSWER_TYPES:
+            raise CaseError(f"{where}.type: expected one of {', '.join(ANSWER_TYPES)}, got {kind_of!r}"[:300])
+        confidence = d.get("confidence")
+        if confidence is not None:
+            confidence = _number(confidence, f"{where}.confidence", minimum=0.0)
+            if confidence > 1.0:
+                raise CaseError(f"{where}.confidence: a probability in [0, 1] is required, got {confidence}")
+        alternatives = []
+        for i, a in enumerate(_list(d.get("alternatives") or [], f"{where}.alternatives")):
+            a = _mapping(a, f"{where}.alternatives[{i}]")
+            p = _number(a.get("p"), f"{where}.alternatives[{i}].p", minimum=0.0)
+            if p > 1.0:
+                raise CaseError(f"{where}.alternatives[{i}].p: a probability in [0, 1] is required, got {p}")
+            alternatives.append({"answer": _text(a.get("answer"), f"{where}.alternatives[{i}].answer", optional=False), "p": p})
+        findings = []
+        for i, f in enumerate(_list(d.get("findings") or [], f"{where}.findings")):
+            try:
+                findings.append(canonical_finding(_text(f, f"{where}.findings[{i}]", optional=False)))
+            except KeyError as e:
+                raise CaseError(f"{where}.findings[{i}]: {e.args[0]}") from None
+        regions = [_region(r, f"{where}.regions[{i}]") for i, r in enumerate(_list(d.get("regions") or [], f"{where}.regions"))]
+        box = d.get("box")
+        if box is not None:
+            box = [_number(v, f"{where}.box[{i}]") for i, v in enumerate(_list(box, f"{where}.box"))]
+            if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+                raise CaseError(f"{where}.box: expected [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {box}"[:300])
+        fixations = [int(_number(i, f"{where}.fixations", minimum=0)) for i in _list(d.get("fixations") or [], f"{where}.fixations")]
+        similarity = d.get("similarity")
+        return cls(
+            question=question,
+            answer=_text(d.get("answer"), f"{where}.answer", optional=False),
+            answerable=answerable,
+            reason=_text(d.get("reason"), f"{where}.reason"),
+            type=kind_of,
+            kind=_text(d.get("kind"), f"{where}.kind"),
+            confidence=confidence,
+            alternatives=alternatives,
+            findings=findings,
+            regions=[r for r in regions if r is not None],
+            box=box,
+            fixations=fixations,
+            gaze_source=_text(d.get("gaze_source"), f"{where}.gaze_source"),
+            similarity=None if similarity is None else _number(similarity, f"{where}.similarity"),
+            mc_samples=int(_number(d.get("mc_samples", 0), f"{where}.mc_samples", minimum=0)),
+        )
+
+
 @dataclass
 class Prediction:
     """What the models say beside the findings, boxes, fixations and report of a predicted Case; None on
@@ -222,7 +329,8 @@ class Prediction:
         temperature: the scanpaths' sampling temperature (0 = the deterministic mean path).
         gaze_source: the gaze the report was drafted from: "recorded", "predicted" or "none".
         report_writer: ``{"mode", "lm_sentences", "template_sentences"}``: who wrote the report's sentences.
-        timings: seconds per step (classifier, scanpath, report).
+        timings: seconds per step (classifier, scanpath, report, vqa).
+        answer: the asked question's :class:`Answer` (the ``vqa`` family), or None when nothing was asked.
     """
 
     models: dict[str, str] = field(default_factory=dict)
@@ -234,6 +342,7 @@ class Prediction:
     gaze_source: str | None = None
     report_writer: dict | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    answer: Answer | None = None
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "prediction") -> "Prediction":
@@ -265,6 +374,7 @@ class Prediction:
             gaze_source=_text(d.get("gaze_source"), f"{where}.gaze_source"),
             timings={str(k): _number(v, f"{where}.timings[{k!r}]", minimum=0.0)
                      for k, v in _mapping(d.get("timings") or {}, f"{where}.timings").items()},
+            answer=None if d.get("answer") is None else Answer.from_dict(d["answer"], f"{where}.answer"),
             **extras)
 
 
@@ -397,6 +507,15 @@ class Case:
             for i, b in enumerate(self.boxes):
                 inside(b.x1, b.y1, f"boxes[{i}] (x1, y1)")
                 inside(b.x2, b.y2, f"boxes[{i}] (x2, y2)")
+            answer = self.prediction.answer if self.prediction else None
+            if answer is not None and answer.box is not None:
+                inside(answer.box[0], answer.box[1], "prediction.answer.box (x1, y1)")
+                inside(answer.box[2], answer.box[3], "prediction.answer.box (x2, y2)")
+        answer = self.prediction.answer if self.prediction else None
+        if answer is not None:
+            bad = [j for j in answer.fixations if j >= len(self.fixations)]
+            if bad:
+                raise CaseError(f"prediction.answer.fixations: index {bad[0]} but the case has {len(self.fixations)} fixations")
         if self.report is not None:
             for i, e in enumerate(self.report.evidence):
                 if e.box is not None and e.box >= len(self.boxes):
