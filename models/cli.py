@@ -22,6 +22,7 @@ COMMANDS = {
     "inspect": ("models.commands.inspect", "Summarise an image, a case JSON or a dataset"),
     "overlay": ("models.commands.overlay", "Render an image with fixations, heatmap and boxes to PNG"),
     "predict": ("models.commands.predict", "Run the models on one image (or one server task's part of them)"),
+    "ask": ("models.commands.ask", "Ask a question about one image: answer, confidence, evidence box and fixations"),
     "predict-store": ("models.commands.predict_store", "Run the classifier over a case store in batches (Case JSON per image, scores into the index)"),
     "gaze": ("models.commands.gaze", "Import eye-tracking recordings made elsewhere (gaze import)"),
     "export-sr": ("models.commands.export_sr", "Write a case JSON as a DICOM Structured Report (TID 1500)"),
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     for verb in ("train", "evaluate"):
-        vp = sub.add_parser(verb, help=f"{verb.capitalize()} a model (classifier, scanpath, report)")
+        vp = sub.add_parser(verb, help=f"{verb.capitalize()} a model ({', '.join(FAMILIES)})")
         vsub = vp.add_subparsers(dest="family", required=True)
         for fam, family in FAMILIES.items():
             mod = importlib.import_module(f"models.{fam}.cli")

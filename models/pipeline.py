@@ -10,6 +10,11 @@ A models folder holds whichever models exist (the layout of :mod:`models.familie
     <models_dir>/classifier.pt    gazelabel train classifier --out <models_dir>/classifier.pt
     <models_dir>/scanpath.pt      gazelabel train scanpath   --out <models_dir>/scanpath.pt
     <models_dir>/report/          gazelabel train report     --out <models_dir>/report
+    <models_dir>/vqa.pt           gazelabel train vqa        --out <models_dir>/vqa.pt
+
+A ``question`` (:class:`RunOptions`) makes the ``vqa`` family answer it about the image with the fixations the
+Case carries (recorded or predicted); the answer, its confidence, evidence box and fixations go into
+``case.prediction.answer`` (:class:`models.schema.Answer`).
 
 Missing models are skipped (the report then falls back to templates, which need only the classifier). Each
 step takes and returns plain arrays or the Case; nothing reads files behind another step's back.
@@ -26,9 +31,11 @@ import numpy as np
 
 from models.gaze import fixation_heatmap
 from models.imaging import LoadedImage, read_image
-from models.schema import Case, Fixation, ImageRef, Prediction, Source
+from models.schema import MAX_QUESTION_CHARS, Case, Fixation, ImageRef, Prediction, Source
 
-FAMILY_ORDER = ("classifier", "scanpath", "report")
+FAMILY_ORDER = ("classifier", "scanpath", "report", "vqa")
+# What the report and pipeline tasks run (the vqa family runs only when a question is asked).
+READING_FAMILIES = ("classifier", "scanpath", "report")
 REPORT_MODES = ("auto", "gaze2report", "prompt", "template", "none")
 GAZE_CHOICES = ("auto", "recorded", "predicted", "none")
 # Shown scanpaths are samples at T=0.3: chosen on the validation split, they reach 0.91 of the human ceiling
@@ -51,6 +58,7 @@ class RunOptions:
     report_mode: str = "auto"
     gaze: str = "auto"
     finding: str | None = None  # the heatmap of one finding instead of the score-weighted mean
+    question: str | None = None  # a question for the vqa family (at most MAX_QUESTION_CHARS characters)
 
     def __post_init__(self):
         if not 1 <= self.n_samples <= 64:
@@ -63,6 +71,13 @@ class RunOptions:
             raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {self.report_mode!r}")
         if self.gaze not in GAZE_CHOICES:
             raise ValueError(f"gaze must be one of {', '.join(GAZE_CHOICES)}, got {self.gaze!r}")
+        if self.question is not None:
+            if not isinstance(self.question, str):
+                raise ValueError(f"question must be text, got {type(self.question).__name__}")
+            if not self.question.strip():
+                raise ValueError("question is empty; ask something, e.g. 'Is there a pleural effusion?'")
+            if len(self.question) > MAX_QUESTION_CHARS:
+                raise ValueError(f"question is {len(self.question)} characters long; at most {MAX_QUESTION_CHARS} are accepted")
 
 
 OPTIONS = tuple(RunOptions.__dataclass_fields__)
@@ -76,16 +91,26 @@ class Task:
     families: tuple[str, ...]
     defaults: RunOptions
     description: str
+    required: tuple[str, ...] = ()  # families without which the task cannot run (default: its first)
+    needs_question: bool = False  # the request must carry a ``question``
+
+    @property
+    def required_families(self) -> tuple[str, ...]:
+        return self.required or self.families[:1]
 
 
 TASKS = {t.name: t for t in (
     Task("gaze_classifier", ("classifier",), RunOptions(), "CheXpert-14 scores, findings, boxes and the attention heatmap"),
     Task("scanpath", ("scanpath",), RunOptions(gaze="predicted"),
          "Ordered fixations (x, y, duration), sampled at T=0.3, and the regions they cover"),
-    Task("report", FAMILY_ORDER, RunOptions(gaze="auto"),
+    Task("report", READING_FAMILIES, RunOptions(gaze="auto"),
          "Findings and a report drafted from recorded gaze when the store has it, else the predicted scanpath"),
-    Task("pipeline", FAMILY_ORDER, RunOptions(gaze="predicted"),
+    Task("pipeline", READING_FAMILIES, RunOptions(gaze="predicted"),
          "Findings, boxes, heatmap, predicted scanpath and report with evidence in one call"),
+    Task("vqa", ("classifier", "scanpath", "vqa"), RunOptions(gaze="auto"),
+         "Answer a question about the image (params.question) with confidence, evidence box and fixations, "
+         "on the recorded gaze when the store has it, else the predicted scanpath",
+         required=("vqa",), needs_question=True),
 )}
 
 
@@ -116,8 +141,8 @@ def _synthetic(predictor) -> bool:
 class Pipeline:
     """The model families chained; any of them may be None."""
 
-    def __init__(self, classifier=None, scanpath=None, report=None):
-        self.predictors = {"classifier": classifier, "scanpath": scanpath, "report": report}
+    def __init__(self, classifier=None, scanpath=None, report=None, vqa=None):
+        self.predictors = {"classifier": classifier, "scanpath": scanpath, "report": report, "vqa": vqa}
 
     @property
     def classifier(self):
@@ -132,6 +157,10 @@ class Pipeline:
         return self.predictors["report"]
 
     @property
+    def vqa(self):
+        return self.predictors["vqa"]
+
+    @property
     def trained_on_synthetic(self) -> bool:
         return any(_synthetic(p) for p in self.predictors.values() if p is not None)
 
@@ -144,13 +173,13 @@ class Pipeline:
         if not found:
             expected = ", ".join(f.artifact for f in FAMILIES.values())
             raise FileNotFoundError(f"{models_dir}: no models found (expected {expected}); "
-                                    "train them with `gazelabel train classifier|scanpath|report`")
+                                    "train them with `gazelabel train classifier|scanpath|report|vqa`")
         return cls(**{name: f.load(f.path(models_dir), device=device) for name, f in found.items()})
 
     @classmethod
-    def from_predictors(cls, classifier=None, scanpath=None, report=None) -> "Pipeline":
+    def from_predictors(cls, classifier=None, scanpath=None, report=None, vqa=None) -> "Pipeline":
         """Chain already loaded models (a server keeps them cached per family); any may be None."""
-        return cls(classifier, scanpath, report)
+        return cls(classifier, scanpath, report, vqa)
 
     def _report_generator(self):
         if self.report is not None:
@@ -175,12 +204,15 @@ class Pipeline:
                 "gaze2report", "prompt", "template" or "none"; ``mc_samples`` MC-dropout passes of the
                 classifier; ``gaze`` which fixations the case and the report carry: "recorded" (the
                 ``recorded_gaze`` given), "predicted" (the scanpath family), "auto" (recorded when given,
-                else predicted) or "none".
+                else predicted) or "none"; ``question`` a question the vqa family answers (needs "vqa" in
+                ``families`` and a loaded vqa model) from those fixations, into ``case.prediction.answer``
+                (``mc_samples`` also sets its MC-dropout passes).
             recorded_gaze: a radiologist's fixations for this image (original pixels), e.g. from the store.
 
         Raises:
             RunError: an unknown family, ``gaze="recorded"`` without recorded gaze, the heatmap of a finding
-                that has no place on the image. ValueError: an option out of range (:class:`RunOptions`).
+                that has no place on the image, a question without the vqa family or model. ValueError: an
+                option out of range (:class:`RunOptions`).
         """
         import torch
 
@@ -196,6 +228,13 @@ class Pipeline:
         run = [f for f in FAMILY_ORDER if f in families and (self.predictors[f] is not None or f == "report")]
         if "report" in run and (opts.report_mode == "none" or self.classifier is None or "classifier" not in families):
             run.remove("report")
+        if opts.question is not None:
+            if "vqa" not in families:
+                raise RunError("question: only a run with the vqa family answers questions (the vqa task, `gazelabel ask`)")
+            if self.vqa is None:
+                raise RunError("question: no vqa model is loaded; train one with `gazelabel train vqa`")
+        elif "vqa" in run:
+            run.remove("vqa")  # nothing was asked
         if opts.gaze == "recorded" and not recorded_gaze:
             raise RunError("gaze=recorded: there are no recorded fixations for this image")
         if not isinstance(image, LoadedImage):
@@ -258,10 +297,16 @@ class Pipeline:
             prediction.report_writer = writer_summary(stats)
         prediction.timings["report"] = time.perf_counter() - t
 
+        if "vqa" in run:
+            t = time.perf_counter()
+            prediction.answer = self.vqa.ask(image, opts.question, case.fixations, gaze_source=prediction.gaze_source,
+                                             mc_samples=opts.mc_samples)
+            prediction.timings["vqa"] = time.perf_counter() - t
+
         case.source = Source(dataset=None, ref=None, model="gazelabel " + "+".join(prediction.models))
         case.validate()
         return PipelineResult(case, heatmap.astype(np.float32), dict(prediction.timings))
 
 
-__all__ = ["FAMILY_ORDER", "GAZE_CHOICES", "OPTIONS", "Pipeline", "PipelineResult", "REPORT_MODES", "RunError", "RunOptions",
+__all__ = ["FAMILY_ORDER", "READING_FAMILIES", "GAZE_CHOICES", "OPTIONS", "Pipeline", "PipelineResult", "REPORT_MODES", "RunError", "RunOptions",
            "SCANPATH_TEMPERATURE", "TASKS", "Task"]

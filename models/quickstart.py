@@ -19,6 +19,7 @@ PROFILES = {
         "classifier": {"epochs": 2, "size": 128, "width": 8},
         "scanpath": {"epochs": 1, "size": 128, "slots": 24},
         "report": {"lm_epochs": 1, "g2r_epochs": 1},
+        "vqa": {"epochs": 2, "d_model": 32, "ff": 64, "gaze_samples": 1},
     },
     # a few minutes on 2 CPU cores: the defaults `gazelabel serve` starts with.
     "quick": {
@@ -26,6 +27,7 @@ PROFILES = {
         "classifier": {"epochs": 12, "size": 128},
         "scanpath": {"epochs": 12, "size": 128},
         "report": {"g2r_epochs": 4, "lm_epochs": 12},  # fewer LM epochs: most sentences fall back
+        "vqa": {"epochs": 10},
     },
 }
 
@@ -43,8 +45,9 @@ def ensure_sample_store(root: str | Path, n: int = 120, seed: int = 0, progress:
 
 def train_default_models(store: str | Path, models_dir: str | Path, profile: str = "quick", *,
                          only_missing: bool = True, device: str = "auto", progress: bool = True) -> dict[str, Path]:
-    """Train classifier, scanpath and report models on ``store`` into ``models_dir`` (the layout
-    :func:`models.pipeline.Pipeline.from_dir` reads). Returns name -> path of each model."""
+    """Train classifier, scanpath, report and vqa models on ``store`` into ``models_dir`` (the layout
+    :func:`models.pipeline.Pipeline.from_dir` reads; the vqa model reads the classifier and scanpath trained
+    before it). Returns name -> path of each model."""
     from models.datasets.store import CaseStore
 
     if profile not in PROFILES:

@@ -26,6 +26,7 @@ def add_arguments(p) -> None:
                    help="which fixations the case and report carry (default: the task's; recorded needs --gaze-from)")
     p.add_argument("--gaze-from", default=None, metavar="CASE.json", help="a case JSON whose fixations are the recorded gaze")
     p.add_argument("--finding", default=None, help="heatmap of this finding (default: score-weighted mean)")
+    p.add_argument("--question", default=None, help="a question for the vqa model (--task vqa; or use `gazelabel ask`)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")
 
@@ -92,6 +93,10 @@ def run(args) -> int:
             overrides["finding"] = canonical_finding(args.finding)
         except KeyError as e:
             raise ValueError(f"--finding: {e.args[0]}") from None
+    if args.question is not None:
+        overrides["question"] = args.question
+    elif task.needs_question:
+        raise ValueError(f"--task {task.name} answers a question: add --question \"...\" (or use `gazelabel ask IMAGE QUESTION`)")
     options = replace(task.defaults, **overrides)  # ValueError names an option out of range
     for flag, out, suffix in (("--json", args.json_out, ".json"), ("--overlay", args.overlay, ".png")):
         if out and Path(out).suffix.lower() != suffix:
@@ -103,6 +108,10 @@ def run(args) -> int:
     result = pipe.run(image, families=task.families, options=options, recorded_gaze=recorded)
     case = result.case
     _print_case(case, args.scanpath or task.name == "scanpath", args.report or task.name == "report")
+    if case.prediction is not None and case.prediction.answer is not None:
+        from models.commands.ask import _print_answer
+
+        _print_answer(case)
     if args.json_out:
         from models.files import atomic_json
 
