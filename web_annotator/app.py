@@ -109,6 +109,8 @@ class GazeLabelWebApp(TrameApp):
         # One image plane: the mouse wheel must not browse off it (Ctrl+wheel and right-drag still zoom).
         style = view._interactor_observer
         style.SetActionEnabled(slicer.vtkMRMLSliceIntersectionWidget.ActionBrowseSlice, False)
+        # No multisampling (as Slicer's own slice views): an 8x-multisampled frame cost 5x the film's time on Mesa.
+        view.render_window().SetMultiSamples(0)
         self.slice_node.AddObserver("ModifiedEvent", lambda *_: self._schedule_view_map())
         view.set_orientation_marker(slicer.vtkMRMLAbstractViewNode.OrientationMarkerTypeNone)
 
@@ -456,6 +458,7 @@ class GazeLabelWebApp(TrameApp):
         self.state.highlighted = self.annotator.highlighted
         self.state.path_shown = self.annotator.path_shown
         self.state.case_view = self.annotator.case_view()
+        self.state.box_rows = self.annotator.box_rows()
         self.view.schedule_render()
 
     def on_finding(self, finding, value):
@@ -476,6 +479,15 @@ class GazeLabelWebApp(TrameApp):
         self._relayout_labels()
         self._observe_boxes()
         self._publish_case()
+        self.view.schedule_render()
+
+    def on_edit_box(self, index):
+        index = None if index is None or index == self.annotator.editable_box else int(index)
+        try:
+            self.annotator.set_editable_box(index)
+        except USER_ERRORS as e:
+            self._fail("edit box", e)
+        self.state.box_rows = self.annotator.box_rows()
         self.view.schedule_render()
 
     def on_remove_box(self, index):
@@ -654,15 +666,19 @@ class GazeLabelWebApp(TrameApp):
             with v3.VExpansionPanel(title="Boxes"):
                 with v3.VExpansionPanelText():
                     with html.Div(v_for="box in box_rows", key="box.index", classes="d-flex align-center gl-box"):
-                        html.Div("{{ box.label }}", classes="text-body-2", style="width:190px")
-                        html.Div("{{ box.xyxy.join(', ') }}", classes="text-caption", style="width:170px")
-                        v3.VBtn("remove", click=(self.on_remove_box, "[box.index]"), size="x-small", variant="text")
+                        html.Div("{{ box.label }}", classes="text-body-2", style="width:170px")
+                        html.Div("{{ box.xyxy.join(', ') }}", classes="text-caption", style="width:150px")
+                        v3.VBtn("edit", click=(self.on_edit_box, "[box.index]"), size="x-small",
+                                variant=("box.editable ? 'tonal' : 'text'",), classes="gl-edit")
+                        v3.VBtn("remove", click=(self.on_remove_box, "[box.index]"), size="x-small", variant="text",
+                                classes="gl-remove")
                     with html.Div(classes="d-flex align-center mt-2"):
                         v3.VSelect(v_model=("new_box_finding",), items=("findings",), label="New box for",
                                    density="compact", hide_details=True)
                         v3.VBtn("Add box", click=self.on_add_box, disabled=("!case_view.id",), size="small",
                                 classes="ml-2", id="gl-add-box")
-                    html.Div("Drag a box's handles in the view to move or resize it.", classes="text-caption mt-1")
+                    html.Div("Edit shows a box's handles: drag them in the view to move or resize it (a new box, or a "
+                             "clicked sentence's box, has them).", classes="text-caption mt-1")
             with v3.VExpansionPanel(title="Report"):
                 with v3.VExpansionPanelText():
                     with html.Div(id="gl-report"):

@@ -186,6 +186,28 @@ def test_boxes_added_removed_and_findings_edited_reach_the_label(annotator, load
         annotator.remove_box(98)
 
 
+def test_one_box_at_a_time_shows_its_drag_handles(annotator, loaded):
+    from GazeLabelLib import scene_io
+
+    def handles():
+        return [bool(r.GetDisplayNode().GetHandlesInteractive()) for r in scene_io.nodes_with_role(loaded.scene, "box")]
+
+    annotator.apply_display()
+    assert not any(handles())  # a new case: none (drawing every box's handles is what makes a frame slow)
+    annotator.add_box("Pneumothorax", (10.0, 20.0, 60.0, 90.0))
+    assert handles()[-1] and sum(handles()) == 1 and annotator.box_rows()[-1]["editable"]
+    annotator.set_editable_box(0)
+    assert handles()[0] and sum(handles()) == 1
+    n = len(handles())
+    annotator.set_editable_box(n - 1)
+    annotator.remove_box(0)  # the editable box moves up one place
+    assert annotator.editable_box == n - 2 and handles()[-1]
+    annotator.set_editable_box(None)
+    assert not any(handles())
+    with pytest.raises(ValueError, match="does not exist"):
+        annotator.set_editable_box(50)
+
+
 def test_the_highlight_is_on_screen(annotator, loaded, screenshot, tmp_path, offscreen_gl):
     """Rendered by Slicer's displayable managers: the highlighted fixations are magenta where they are."""
     from GazeLabelLib import scene_io

@@ -171,11 +171,12 @@ def test_dragging_a_box_handle_and_saving_moves_the_label_on_the_server(web, tmp
     # Remove the model's boxes (the tiny models frame the whole image) and add one for Pneumothorax.
     while page.state("box_rows"):
         n = len(page.state("box_rows"))
-        page.click(".gl-box button")
+        page.click(".gl-box .gl-remove")
         page.wait(lambda: len(page.state("box_rows")) == n - 1, 10, "remove did not remove the box")
     page.set_state("new_box_finding", "Pneumothorax")
     page.click("#gl-add-box")
     page.wait(lambda: len(page.state("box_rows")) == 1, 10, "Add box did not add a box")
+    assert page.state("box_rows")[0]["editable"], "a new box comes with its drag handles"
     page.settle()
     x1, y1, x2, y2 = page.state("box_rows")[0]["xyxy"]
     w, h = page.state("case_view")["width"], page.state("case_view")["height"]
