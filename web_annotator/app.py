@@ -207,7 +207,7 @@ class GazeLabelWebApp(TrameApp):
         s.findings_rows, s.box_rows, s.report_rows = [], [], []
         s.report_text = ""
         s.highlighted = None
-        s.new_box_finding = FINDINGS[0]
+        s.new_box_finding = next(f for f in FINDINGS if f != "No Finding")
         s.findings = list(FINDINGS)
         s.path_items, s.path_shown = [], "case"
         o = self.annotator.overlays
