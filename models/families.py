@@ -193,6 +193,7 @@ VQA = ModelFamily(
     name="vqa", task="vqa", artifact="vqa.pt", kind=vqa_config.KIND,
     sections=vqa_config.SECTIONS, key_metric="val_accuracy",
     trainer="models.vqa.train:train", predictor="models.vqa.predict:VQAPredictor",
+    runtime_imports=("transformers",),  # the frozen MiniLM question encoder
     description="Grounded question answering: answer, confidence, evidence box and fixations (or 'cannot answer')")
 
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CLASSIFIER, SCANPATH, REPORT, VQA)}

@@ -28,11 +28,28 @@ from models.vocab import REGION_NAMES, region_box_pixels
 from models.vqa.questions import (ANSWER_INDEX, ANSWERS, CANNOT_ANSWER, KINDS, NO_SIDE, NO_SIZE, SLOTS, SPACES,
                                   SPATIAL_FINDINGS, SURFACES, TYPE_OF_KIND, Mention, missed_text)
 
-KIND_CONFIDENCE = 0.5  # below this kind probability the question's kind is "unclear"
+KIND_CONFIDENCE = 0.5  # default: below this kind probability the question's kind is "unclear"
 # The kind of a question is the mean of the network's kind head and a nearest-neighbour vote: a softmax over each
 # kind's best similarity to the training questions at this temperature (training-free, so it also holds for a
 # barely trained model and for words the head never saw).
 KIND_KNN_TEMPERATURE = 0.05
+
+
+def knn_kinds(sims, bank_kinds):
+    """``(N, B)`` similarities to the bank's templates -> ``(N, T)`` numpy kind distribution (softmax over each
+    kind's best similarity at :data:`KIND_KNN_TEMPERATURE`)."""
+    import torch
+
+    sims = torch.as_tensor(sims, dtype=torch.float32)
+    kinds = torch.as_tensor([KINDS.index(k) for k in bank_kinds], device=sims.device)
+    per_kind = torch.full((sims.shape[0], len(KINDS)), -1.0, device=sims.device)
+    per_kind = per_kind.scatter_reduce(1, kinds[None].expand(sims.shape[0], -1), sims, reduce="amax")
+    return (per_kind / KIND_KNN_TEMPERATURE).softmax(-1).cpu().numpy()
+
+
+def kind_distribution(head_probs: np.ndarray, knn: np.ndarray | None) -> np.ndarray:
+    """The kind of a question: the mean of the kind head's softmax and the nearest-neighbour vote."""
+    return head_probs if knn is None else 0.5 * (np.asarray(head_probs) + np.asarray(knn))
 DEFAULT_SIMILARITY_THRESHOLD = 0.45
 EVIDENCE_KINDS = ("presence", "region", "side", "size", "larger")
 SURFACE_INDEX = {s: i + 1 for i, s in enumerate(SURFACES)}  # 0 = padding
@@ -152,6 +169,8 @@ class VQAPredictor:
         self.bank_texts = list(bank_texts)
         self.info: dict = info or {}
         self.bank_kinds: list[str] = []  # the kind of each training question (the rule baseline's parser)
+        self.answer_temperature = 1.0  # temperature scaling of the answer softmax (fitted on validation)
+        self.kind_confidence = KIND_CONFIDENCE  # below it the question's kind is "unclear" (fitted on validation)
         self.name = "gazelabel-vqa"
 
     @property
@@ -191,6 +210,8 @@ class VQAPredictor:
                         similarity_threshold=float(info.get("similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD)),
                         bank_texts=info.get("bank_texts") or ())
         predictor.bank_kinds = list(info.get("bank_kinds") or [])
+        predictor.answer_temperature = float(info.get("answer_temperature", 1.0))
+        predictor.kind_confidence = float(info.get("kind_confidence", KIND_CONFIDENCE))
         predictor.name = f"gazelabel-vqa:{Path(path).name}"
         return predictor
 
@@ -234,10 +255,7 @@ class VQAPredictor:
         best, index = sims.max(-1)
         knn = [None] * len(texts)
         if len(self.bank_kinds) == len(self.question_bank) and len(self.bank_kinds):
-            kinds = torch.as_tensor([KINDS.index(k) for k in self.bank_kinds], device=self.device)
-            per_kind = torch.full((len(texts), len(KINDS)), -1.0, device=self.device)
-            per_kind = per_kind.scatter_reduce(1, kinds[None].expand(len(texts), -1), sims, reduce="amax")
-            knn = list((per_kind / KIND_KNN_TEMPERATURE).softmax(-1).cpu().numpy())
+            knn = list(knn_kinds(sims, self.bank_kinds))
         return [Parsed(t, e, float(s), int(i), find_mentions(t), k)
                 for t, e, s, i, k in zip(texts, emb, best.tolist(), index.tolist(), knn)]
 
@@ -327,7 +345,7 @@ class VQAPredictor:
         finding_kinds = sum(float(q) for k, q in zip(KINDS, kind_probs) if "finding" in SLOTS[k])
         if not p.findings and not p.regions and finding_kinds >= 0.5:
             return f"the question names no finding this model knows (it knows: {', '.join(SPATIAL_FINDINGS)})"
-        if kind_p < KIND_CONFIDENCE:
+        if kind_p < self.kind_confidence:
             return f"the kind of question is unclear (most likely {kind!r} at p={kind_p:.2f})"
         need = SLOTS[kind]
         n_find, n_region = need.count("finding"), need.count("region")
@@ -360,7 +378,7 @@ class VQAPredictor:
         return None
 
     def _decide(self, i: int, p: Parsed, out: dict, features: ImageFeatures, fixations, source, mc_samples) -> Answer:
-        kind_probs = out["kind"][i] if p.kind_knn is None else 0.5 * (out["kind"][i] + p.kind_knn)
+        kind_probs = kind_distribution(out["kind"][i], p.kind_knn)
         kind = KINDS[int(np.argmax(kind_probs))]
         reason = self._check(p, kind, kind_probs, fixations)
         if reason is not None:
@@ -378,6 +396,7 @@ class VQAPredictor:
             space = list(SPACES[kind]) if kind != "larger" else list(dict.fromkeys(p.findings))
             idx = [ANSWER_INDEX[a] for a in space]
             logits = out["answer_mc"][:, i][:, idx] if mc_samples > 0 else out["answer"][i][None, idx]
+            logits = logits / self.answer_temperature
             z = logits - logits.max(-1, keepdims=True)
             probs = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(0)
             order = np.argsort(-probs)
@@ -396,4 +415,5 @@ class VQAPredictor:
                       similarity=round(p.similarity, 4), mc_samples=int(mc_samples))
 
 
-__all__ = ["ImageFeatures", "Parsed", "VQAPredictor", "fixations_on", "grid_peak", "grounding_box", "make_batch"]
+__all__ = ["ImageFeatures", "Parsed", "VQAPredictor", "fixations_on", "grid_peak", "grounding_box", "kind_distribution",
+           "knn_kinds", "make_batch"]

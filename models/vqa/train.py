@@ -10,8 +10,9 @@ phrasings).
 3. Loss: cross-entropy of the answer within the kind's answer space, binary cross-entropy of the region set
    ("missed"), cross-entropy of the kind, and the grounding map's cross-entropy against the evidence boxes
    (uniform over the grid cells inside them).
-4. Validation questions (val split, *val* phrasings) give the accuracy per kind and the similarity threshold
-   below which a question is refused as out of vocabulary.
+4. Validation questions (val split, *val* phrasings) give the accuracy per kind, the similarity threshold
+   below which a question is refused as out of vocabulary, the answer-softmax temperature (temperature scaling:
+   lowest validation NLL) and the kind-confidence threshold (at most 2% of validation questions refused).
 
 The checkpoint (``kind="vqa"``) holds the VQA weights, a copy of the backbone's, the MiniLM embeddings of the
 training questions (for the similarity test) and of the lexicon's surfaces.
@@ -235,7 +236,7 @@ def evaluate_items(model, prepared: Prepared, table: QuestionTable, surfaces, sp
     texts = [t[int(rng.integers(len(t)))] for t in texts_all]
     table.add(texts)
     correct: dict[str, list[float]] = {}
-    kind_ok = []
+    kind_ok, kind_probs, logits, targets = [], [], [], []
     model.eval()
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -247,6 +248,10 @@ def evaluate_items(model, prepared: Prepared, table: QuestionTable, surfaces, sp
             pred = out.answer.masked_fill(~batch["answer_mask"], -1e4).argmax(-1)
             sets = torch.sigmoid(out.regions) > 0.5
             kind_ok += (out.kind.argmax(-1) == batch["kind_target"]).float().tolist()
+            kind_probs.append(out.kind.softmax(-1).cpu())
+            keep = batch["answer_target"] >= 0
+            logits.append(out.answer.masked_fill(~batch["answer_mask"], -1e4)[keep].cpu())
+            targets.append(batch["answer_target"][keep].cpu())
             for j, r in enumerate(rows):
                 item = prepared.items[r][1]
                 if item.kind == "missed":
@@ -257,7 +262,37 @@ def evaluate_items(model, prepared: Prepared, table: QuestionTable, surfaces, sp
     every = [v for vs in correct.values() for v in vs]
     return {"accuracy": float(np.mean(every)) if every else float("nan"),
             "kind_accuracy": float(np.mean(kind_ok)) if kind_ok else float("nan"),
-            "per_kind": {k: float(np.mean(v)) for k, v in correct.items()}, "n": len(every), "texts": texts}
+            "per_kind": {k: float(np.mean(v)) for k, v in correct.items()}, "n": len(every), "texts": texts,
+            "kind_probs": torch.cat(kind_probs) if kind_probs else torch.zeros(0, len(KINDS)),
+            "logits": torch.cat(logits) if logits else torch.zeros(0, len(ANSWERS)),
+            "targets": torch.cat(targets) if targets else torch.zeros(0, dtype=torch.long)}
+
+
+TEMPERATURES = np.round(np.arange(0.5, 5.01, 0.05), 2)
+KIND_THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3)
+MAX_VAL_KIND_REFUSALS = 0.02
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, dict]:
+    """The answer-softmax temperature with the lowest NLL on validation (held-out phrasings): temperature
+    scaling, so the confidences mean what they say. 1.0 without validation questions."""
+    if len(targets) == 0:
+        return 1.0, {}
+    nll = [float(F.cross_entropy(logits / t, targets)) for t in TEMPERATURES]
+    best = float(TEMPERATURES[int(np.argmin(nll))])
+    return best, {"val_nll_t1": float(F.cross_entropy(logits, targets)), "val_nll_calibrated": float(min(nll))}
+
+
+def fit_kind_confidence(kind_probs: np.ndarray) -> float:
+    """The highest of :data:`KIND_THRESHOLDS` under which at most 2% of the validation questions (held-out
+    phrasings) would be refused as of unclear kind; ``kind_probs`` ``(N, T)`` the predictor's kind distribution."""
+    if len(kind_probs) == 0:
+        return KIND_THRESHOLDS[0]
+    top = kind_probs.max(-1)
+    for t in KIND_THRESHOLDS:
+        if (top < t).mean() <= MAX_VAL_KIND_REFUSALS:
+            return t
+    return KIND_THRESHOLDS[-1]
 
 
 def similarity_threshold(table: QuestionTable, train_texts: list[str], val_texts: list[str]) -> tuple[float, dict]:
@@ -344,14 +379,25 @@ def train_vqa(source: CaseSource, out: str | Path, *, model_config: VQAConfig | 
                       log=say, name=f"vqa:{mcfg.inputs}", progress=progress)
         model.eval()
         val = evaluate_items(model, val_data, table, surfaces, "val", ctx.device, tcfg.seed) if val_data.items else \
-            {"accuracy": float("nan"), "kind_accuracy": float("nan"), "per_kind": {}, "n": 0, "texts": []}
+            {"accuracy": float("nan"), "kind_accuracy": float("nan"), "per_kind": {}, "n": 0, "texts": [],
+             "kind_probs": torch.zeros(0, len(KINDS)), "logits": torch.zeros(0, len(ANSWERS)),
+             "targets": torch.zeros(0, dtype=torch.long)}
         val_templates = sorted({masked(t) for t in val["texts"]})
         table.add(val_templates)
         threshold, sim_stats = similarity_threshold(table, templates, val_templates)
+        temperature, nll = fit_temperature(val["logits"], val["targets"])
+        kind_confidence = KIND_THRESHOLDS[0]
+        if val["texts"]:
+            from models.vqa.predict import kind_distribution, knn_kinds
+
+            sims = table.matrix([masked(t) for t in val["texts"]]) @ table.matrix(templates).T
+            knn = knn_kinds(sims, [kind_of_template[t] for t in templates])
+            kind_confidence = fit_kind_confidence(kind_distribution(val["kind_probs"].numpy(), knn))
         metrics = {**{k: v for k, v in history[-1].items() if k != "epoch"}, "val_accuracy": val["accuracy"],
                    "val_kind_accuracy": val["kind_accuracy"], "val_questions": val["n"],
                    **{f"val_accuracy_{k}": v for k, v in val["per_kind"].items()}, "train_questions": n,
-                   "train_images": len(train_data.ids), "seconds": time.time() - start, **sim_stats}
+                   "train_images": len(train_data.ids), "seconds": time.time() - start, **sim_stats, **nll,
+                   "answer_temperature": temperature, "kind_confidence": kind_confidence}
         bank = table.matrix(templates).to(torch.float16)
         save_checkpoint(
             out, KIND,
@@ -361,11 +407,12 @@ def train_vqa(source: CaseSource, out: str | Path, *, model_config: VQAConfig | 
                    "questions": bank, "surfaces": surfaces.cpu()},
             info={**info, "answers": list(ANSWERS), "kinds": list(KINDS), "surfaces": list(SURFACES),
                   "similarity_threshold": threshold, "bank_texts": templates, "inputs": mcfg.inputs,
+                  "answer_temperature": temperature, "kind_confidence": kind_confidence,
                   "bank_kinds": [kind_of_template[t] for t in templates], "train_question_strings": len(flat_train),
                   "history": history},
             metrics=metrics)
         say(f"[vqa] saved {out} (val accuracy {val['accuracy']:.3f}, kind {val['kind_accuracy']:.3f}, "
-            f"similarity threshold {threshold:.2f})")
+            f"similarity threshold {threshold:.2f}, answer temperature {temperature:.2f}, kind confidence {kind_confidence:.2f})")
         return {**metrics, "history": history, "synthetic": info["synthetic"], "dataset": info["dataset"], "network": model}
     finally:
         cleanup(ctx)

@@ -385,3 +385,37 @@ def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path, capsys, argv, names):
     err = capsys.readouterr().err.strip()
     assert rc == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err and names in err, err
+
+
+# ------------------------------------------------------------------------------------------ evaluation pieces
+def test_temperature_scaling_undoes_overconfidence():
+    from models.vqa.train import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    calibrated = torch.randn(4000, 5, generator=g)
+    targets = torch.multinomial(calibrated.softmax(-1), 1, generator=g)[:, 0]  # labels drawn from the softmax
+    t, nll = fit_temperature(calibrated * 3.0, targets)  # three times too confident
+    assert t == pytest.approx(3.0, abs=0.35) and nll["val_nll_calibrated"] < nll["val_nll_t1"]
+
+
+def test_kind_confidence_keeps_validation_refusals_at_two_percent():
+    from models.vqa.train import fit_kind_confidence
+
+    probs = np.full((100, len(Q.KINDS)), 0.01)
+    probs[:, 0] = 0.9
+    assert fit_kind_confidence(probs) == 0.5
+    probs[:10, 0] = 0.42  # 10% would be refused at 0.5 and 0.45
+    assert fit_kind_confidence(probs) == 0.4
+
+
+def test_ece_and_image_bootstrap():
+    from models.vqa.evaluate import expected_calibration_error, image_accuracy_ci, paired_delta_ci
+
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    ok = np.array([1.0, 1.0, 1.0, 0.0])
+    assert expected_calibration_error(conf, ok) == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    images = np.array([0, 0, 1, 1, 2, 2])
+    ci = image_accuracy_ci(images, np.array([1, 1, 1, 0, 0, 0.0]), n_boot=200, seed=0)
+    assert ci["estimate"] == pytest.approx(0.5) and ci["images"] == 3 and ci["low"] <= 0.5 <= ci["high"]
+    same = paired_delta_ci(images, np.ones(6), np.ones(6), n_boot=100, seed=0)
+    assert same["estimate"] == 0.0 and same["low"] == same["high"] == 0.0
