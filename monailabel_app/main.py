@@ -1,8 +1,10 @@
 """GazeLabel: the MONAI Label app for gaze-guided chest X-ray AI.
 
-Serves four infer tasks on 2D radiographs (``gaze_classifier``, ``scanpath``, ``report`` and ``pipeline``,
-each answering a ``models.schema`` Case under ``"case"`` and, for ``output=image``, the heatmap as a label
-image), three train tasks of the same names that retrain on the annotators' Case labels, an MC-dropout
+Serves five infer tasks on 2D radiographs (``gaze_classifier``, ``scanpath``, ``report``, ``pipeline`` and
+``vqa``, which answers ``params.question`` in ``case.prediction.answer``; each answers a ``models.schema`` Case
+under ``"case"`` and, for ``output=image``, the heatmap as a label image), three train tasks (classifier,
+scanpath, report) that retrain on the annotators' Case labels (the vqa model is trained with
+``gazelabel train vqa``: the train tasks' server defaults do not cover it yet), an MC-dropout
 ``uncertainty`` and ``diverse`` active-learning strategies (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
 
 Studies are a local case store folder, indexed in a database (SQLite in the store, or the SQLAlchemy URL in
@@ -41,7 +43,7 @@ from monailabel_app.lib.ids import check_id
 from monailabel_app.lib.sessions import SafeSessions
 from monailabel_app.lib.infers.base import GazeInferTask
 from monailabel_app.lib.scoring.uncertainty import UncertaintyScoring
-from monailabel_app.lib.trainers.family import FamilyTrainTask, clean_stale_training, finite
+from monailabel_app.lib.trainers.family import DEFAULTS as TRAIN_DEFAULTS, FamilyTrainTask, clean_stale_training, finite
 
 class GazeLabelApp(MONAILabelApp):
     def __init__(self, app_dir, studies, conf):
@@ -159,7 +161,9 @@ class GazeLabelApp(MONAILabelApp):
         return {name: GazeInferTask(task, self.models, self._record, store) for name, task in TASKS.items()}
 
     def init_trainers(self):
-        return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()}
+        # A family without server training defaults (vqa) is trained with `gazelabel train`, not POST /train.
+        return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()
+                if family.name in TRAIN_DEFAULTS}
 
     def init_strategies(self):
         return {"uncertainty": UncertaintyStrategy(self.models), "diverse": DiverseUncertaintyStrategy(self.models),

@@ -27,27 +27,10 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu")
 
 
-def _print_answer(case) -> None:
-    a = case.prediction.answer
-    print(f"Q: {a.question}")
-    if not a.answerable:
-        print(f"A: cannot answer: {a.reason}")
-    else:
-        then = ", ".join(f"{x['answer']} {x['p']:.2f}" for x in a.alternatives)
-        print(f"A: {a.answer}   (confidence {a.confidence:.2f}; {a.type}/{a.kind}" + (f"; then {then}" if then else "") + ")")
-        if a.box is not None:
-            x1, y1, x2, y2 = a.box
-            print(f"   evidence box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f}) px")
-        if a.fixations:
-            print(f"   evidence fixations ({a.gaze_source}): {', '.join(str(i + 1) for i in a.fixations)}")
-    if case.prediction.synthetic:
-        print("   note: these models were trained on SYNTHETIC phantom data; answers are not clinical findings")
-
-
 def run(args) -> int:
     from dataclasses import replace
 
-    from models.commands.predict import _models_dir
+    from models.commands.predict import _models_dir, _print_answer
     from models.families import FAMILIES, VQA
     from models.imaging import read_image
     from models.pipeline import TASKS, Pipeline

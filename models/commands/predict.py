@@ -75,6 +75,24 @@ def _models_dir(args) -> Path:
     return models_dir
 
 
+def _print_answer(case) -> None:
+    """The answer block of a vqa Case, for `gazelabel ask` and `predict --task vqa`."""
+    a = case.prediction.answer
+    print(f"Q: {a.question}")
+    if not a.answerable:
+        print(f"A: cannot answer: {a.reason}")
+    else:
+        then = ", ".join(f"{x['answer']} {x['p']:.2f}" for x in a.alternatives)
+        print(f"A: {a.answer}   (confidence {a.confidence:.2f}; {a.type}/{a.kind}" + (f"; then {then}" if then else "") + ")")
+        if a.box is not None:
+            x1, y1, x2, y2 = a.box
+            print(f"   evidence box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f}) px")
+        if a.fixations:
+            print(f"   evidence fixations ({a.gaze_source}): {', '.join(str(i + 1) for i in a.fixations)}")
+    if case.prediction.synthetic:
+        print("   note: these models were trained on SYNTHETIC phantom data; answers are not clinical findings")
+
+
 def run(args) -> int:
     from dataclasses import replace
 
@@ -109,8 +127,6 @@ def run(args) -> int:
     case = result.case
     _print_case(case, args.scanpath or task.name == "scanpath", args.report or task.name == "report")
     if case.prediction is not None and case.prediction.answer is not None:
-        from models.commands.ask import _print_answer
-
         _print_answer(case)
     if args.json_out:
         from models.files import atomic_json

@@ -48,7 +48,7 @@ def test_info_lists_every_task_as_valid_json(gazelabel_server):
     response = gazelabel_server.get("/info/")
     assert response.status_code == 200, response.text
     info = strict_json(response.text)
-    assert set(info["models"]) == set(TASKS)
+    assert set(info["models"]) == set(TASKS) | {"vqa"}  # vqa needs a question: tests/integration/test_vqa_server.py
     assert set(info["trainers"]) == {"gaze_classifier", "scanpath", "report"}
     assert {"uncertainty", "random", "first"} <= set(info["strategies"])
     assert "uncertainty" in info["scoring"]

@@ -16,10 +16,13 @@ from models.schema import Case
 pytestmark = pytest.mark.timeout(900)
 
 OPTIONS = {"n_samples": 3, "seed": 11, "temperature": 0.5}
+QUESTION = "Which side is the pleural effusion on?"  # the vqa task's question
 
 
 def cli_case(server, image_id: str, task: str, tmp_path, *extra: str) -> Case:
     out = tmp_path / f"{task}.json"
+    if TASKS[task].needs_question:
+        extra = (*extra, "--question", QUESTION)
     rc = cli_main(["predict", str(server.store / f"{image_id}.png"), "--task", task, "--models", str(server.models_dir),
                    "--json", str(out), "--samples", str(OPTIONS["n_samples"]), "--seed", str(OPTIONS["seed"]),
                    "--temperature", str(OPTIONS["temperature"]), *extra])
@@ -28,6 +31,8 @@ def cli_case(server, image_id: str, task: str, tmp_path, *extra: str) -> Case:
 
 
 def server_case(server, image_id: str, task: str, **params) -> Case:
+    if TASKS[task].needs_question:
+        params["question"] = QUESTION
     response = server.post(f"/infer/{task}?image={image_id}&output=json", data={"params": json.dumps({**OPTIONS, **params})})
     assert response.status_code == 200, response.text
     return Case.from_dict(response.json()["case"])
@@ -54,6 +59,12 @@ def assert_same(a: Case, b: Case):
     assert (a.report.text if a.report else None) == (b.report.text if b.report else None)
     if a.report:
         assert [asdict(e) for e in a.report.evidence] == [asdict(e) for e in b.report.evidence]
+    qa, qb = (c.prediction.answer if c.prediction else None for c in (a, b))
+    assert (qa is None) == (qb is None)
+    if qa is not None:
+        assert (qa.answer, qa.answerable, qa.kind, qa.fixations) == (qb.answer, qb.answerable, qb.kind, qb.fixations)
+        assert (qa.confidence or 0.0) == pytest.approx(qb.confidence or 0.0, abs=1e-4)
+        assert (qa.box is None) == (qb.box is None) and (qa.box is None or qa.box == pytest.approx(qb.box, abs=1e-3))
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -5,9 +5,11 @@ takes the same params (form field ``params``, JSON), so the server and ``gazelab
 give the same answer for the same request:
 
 ``n_samples`` (1-16 scanpaths), ``seed``, ``temperature`` (0-4, default 0.3), ``mc_samples`` (0-50,
-classifier MC dropout), ``report_mode`` (auto | gaze2report | prompt | template | none), ``gaze`` (auto |
-recorded | predicted | none: recorded = the radiologist's fixations the datastore has for the image) and
-``finding`` (the heatmap of one finding; default the score-weighted mean).
+classifier and vqa MC dropout), ``report_mode`` (auto | gaze2report | prompt | template | none), ``gaze`` (auto |
+recorded | predicted | none: recorded = the radiologist's fixations the datastore has for the image),
+``finding`` (the heatmap of one finding; default the score-weighted mean) and ``question`` (the ``vqa`` task's
+question, required there: 1-300 characters; the answer, confidence, evidence box and fixations are in
+``case.prediction.answer``).
 
 The JSON result of every task::
 
@@ -37,7 +39,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from models.imaging import read_image
 from models.recorded_gaze import recorded_readers
 from models.pipeline import GAZE_CHOICES, REPORT_MODES, RunError, RunOptions, Task
-from models.schema import Case
+from models.schema import MAX_QUESTION_CHARS, Case
 from models.vocab import FINDINGS, canonical_finding
 
 from ...parsing import RequestError, parse_bool, parse_choice, parse_float, parse_int
@@ -68,7 +70,27 @@ def write_heatmap(heatmap: np.ndarray, spacing_mm: tuple[float, float] | None) -
     return path
 
 
-def run_options(request: dict, defaults: RunOptions) -> RunOptions:
+def question_param(request: dict, required: bool) -> str | None:
+    """The request's ``question``: text of 1..MAX_QUESTION_CHARS characters (RequestError names it otherwise);
+    None when absent and not ``required``."""
+    question = request.get("question")
+    if question is None or (isinstance(question, str) and not question.strip() and not required):
+        if required:
+            raise RequestError("params.question: this task answers a question; send params {\"question\": "
+                               "\"Is there a pleural effusion?\"} (1-300 characters)")
+        return None
+    if not isinstance(question, str):
+        raise RequestError(f"params.question: expected text, got {type(question).__name__}")
+    if not question.strip():
+        raise RequestError("params.question: the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise RequestError(f"params.question: {len(question)} characters; at most {MAX_QUESTION_CHARS} are accepted")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in question):
+        raise RequestError("params.question: control characters are not accepted")
+    return question
+
+
+def run_options(request: dict, defaults: RunOptions, needs_question: bool = False) -> RunOptions:
     """The pipeline options of a request's params, each checked (RequestError names the param)."""
     finding = request.get("finding") or None
     if finding is not None:
@@ -84,6 +106,7 @@ def run_options(request: dict, defaults: RunOptions) -> RunOptions:
         report_mode=choice_param(request, "report_mode", defaults.report_mode, REPORT_MODES),
         gaze=choice_param(request, "gaze", defaults.gaze, GAZE_CHOICES),
         finding=finding,
+        question=question_param(request, needs_question),
     )
 
 
@@ -102,13 +125,16 @@ class GazeInferTask(InferTask):
         kind = InferType.CLASSIFICATION if task.families == ("classifier",) else InferType.OTHERS
         super().__init__(type=kind, labels=list(FINDINGS), dimension=2, description=task.description,
                          config={**{k: v for k, v in asdict(task.defaults).items() if v is not None},
+                                 # declared (so the params check accepts it) with an empty default: required
+                                 **({"question": ""} if task.needs_question else {}),
                                  "store_in_pacs": False})
         self.task = task
         self.models = models
         self.record = record
         self.store_prediction = store_prediction
-        # The task cannot run without its first family (the report and pipeline tasks need the classifier).
-        self.required = task.families[:1]
+        # The task cannot run without its first family (the report and pipeline tasks need the classifier), the
+        # vqa task without its vqa model.
+        self.required = task.required_families
 
     def is_valid(self) -> bool:
         return self.models.available(self.required)
@@ -117,7 +143,7 @@ class GazeInferTask(InferTask):
         start = time.perf_counter()
         path = str(request["image"])
         image_id = image_id_of(path)
-        options = run_options(request, self.task.defaults)
+        options = run_options(request, self.task.defaults, self.task.needs_question)
         store = parse_bool(request.get("store_in_pacs", False), "params.store_in_pacs")
         if store and self.store_prediction is None:
             raise RequestError("params.store_in_pacs: this server's datastore is not a PACS; start it with --studies "
@@ -167,5 +193,5 @@ def choice_param(request: dict, key: str, default: str, choices: tuple[str, ...]
     return parse_choice(request.get(key, default), f"params.{key}", choices)
 
 
-__all__ = ["GazeInferTask", "HEATMAP_LAYOUT", "choice_param", "float_param", "image_id_of", "int_param", "run_options",
-           "write_heatmap"]
+__all__ = ["GazeInferTask", "HEATMAP_LAYOUT", "choice_param", "float_param", "image_id_of", "int_param", "question_param",
+           "run_options", "write_heatmap"]
