@@ -219,6 +219,7 @@ class GazeLabelWebApp(TrameApp):
         s.case_view, s.view_map = {}, {}
         s.paint = {"serial": 0}
         s.saved = ""
+        s.question, s.answer_text, s.can_ask = "", "", False
         s.hotkeys = [{"key": k, "action": a} for k, a in HOTKEYS.items()]
 
         s.change("show_heatmap", "show_fixations", "show_boxes", "show_samples", "show_heat_stretch",
@@ -242,6 +243,9 @@ class GazeLabelWebApp(TrameApp):
         s.path_shown = a.path_shown
         s.case_view = a.case_view()
         s.view_map = self.view_map()
+        s.can_ask = a.can_ask
+        if a.session.last_answer is None:  # a new image: its previous answer is gone
+            s.answer_text = ""
 
     def _fail(self, what: str, e: Exception) -> None:
         log.warning("%s failed: %s", what, e)
@@ -373,6 +377,19 @@ class GazeLabelWebApp(TrameApp):
 
         if self.annotator.has_case:
             asynchronous.create_task(self._action("save", work))
+
+    def on_ask(self, typed: str | None = None):
+        """Ask the question box's text: ``typed`` is the field's value when Enter is pressed (the key can arrive
+        before the field's last keystrokes reach the state)."""
+        question = typed if isinstance(typed, str) else self.state.question
+
+        async def work():
+            text = self.annotator.ask(question)
+            with self.state:
+                self.state.answer_text = text
+
+        if self.annotator.can_ask:
+            asynchronous.create_task(self._action("ask", work))
 
     def on_train(self):
         async def work():
@@ -596,7 +613,7 @@ class GazeLabelWebApp(TrameApp):
                 html.Div("{{ error }}", id="gl-error")
 
     def _panels(self) -> None:
-        with v3.VExpansionPanels(multiple=True, model_value=("panels_open", [0, 1, 2, 3, 4, 5, 6]), variant="accordion"):
+        with v3.VExpansionPanels(multiple=True, model_value=("panels_open", [0, 1, 2, 3, 4, 5, 6, 7]), variant="accordion"):
             with v3.VExpansionPanel(title="Server"):
                 with v3.VExpansionPanelText():
                     v3.VTextField(v_model=("server_url",), label="Server", density="compact", hide_details=True)
@@ -690,6 +707,19 @@ class GazeLabelWebApp(TrameApp):
                                   click=(self.on_sentence, "[s.index]"))
                     v3.VTextarea(v_model=("report_text",), label="Edit the report", rows=4, auto_grow=True,
                                  density="compact", hide_details=True, classes="mt-2", debounce=400)
+            with v3.VExpansionPanel(title="Ask the model"):
+                with v3.VExpansionPanelText():
+                    # Enter in the field asks (the key event bubbles from the input to this row).
+                    with html.Div(classes="d-flex align-center", keydown_enter=(self.on_ask, "[$event.target.value]"),
+                                  __events=[("keydown_enter", "keydown.enter")]):
+                        v3.VTextField(v_model=("question",), label="Question about this image", density="compact",
+                                      hide_details=True, counter=300, maxlength=300, id="gl-question",
+                                      placeholder="e.g. Which side is the pleural effusion on?")
+                        v3.VBtn("Ask", click=self.on_ask, disabled=("!can_ask || !!busy",), size="small",
+                                classes="ml-2", id="gl-ask")
+                    html.Div("{{ answer_text }}", classes="text-body-2 mt-1", id="gl-answer")
+                    html.Div("The evidence box and fixations are drawn in magenta; the case is unchanged.",
+                             classes="text-caption")
             with v3.VExpansionPanel(title="Training"):
                 with v3.VExpansionPanelText():
                     with html.Div(classes="d-flex align-center"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from GazeLabelLib import question as vqa
 from GazeLabelLib import scene_io
 from GazeLabelLib.client import ServerError
 from GazeLabelLib.headless import HEATMAP_OPACITY
@@ -93,6 +94,16 @@ class WebAnnotator:
         case = self.session.run_pipeline(model, params)
         self.apply_display()
         return case
+
+    @property
+    def can_ask(self) -> bool:
+        """The server has a ``vqa`` task and an image is loaded."""
+        return self.connected and self.session.image_id is not None and "vqa" in self.session.models
+
+    def ask(self, question: str, params: dict | None = None) -> str:
+        """Ask the server's ``vqa`` task about the loaded image; the evidence box and fixations are highlighted
+        beside the case (``GazeLabelLib.question``), the returned line says the answer or why it cannot."""
+        return vqa.answer_text(self.session.ask(question, params))
 
     def _forget_view_state(self) -> None:
         self.path_shown, self.highlighted, self.playback, self._case_fixations = "case", None, None, None

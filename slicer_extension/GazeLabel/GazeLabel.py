@@ -84,6 +84,8 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.saveButton.connect("clicked()", self.onSave)
         self.ui.trainButton.connect("clicked()", self.onTrain)
         self.ui.addBoxButton.connect("clicked()", self.onAddBox)
+        self.ui.askButton.connect("clicked()", self.onAsk)
+        self.ui.questionEdit.connect("returnPressed()", self.onAsk)
         self.ui.findingsList.connect("itemChanged(QListWidgetItem*)", self.onFindingChanged)
         self.ui.reportEdit.connect("textChanged()", self.onReportEdited)
         self.ui.playButton.connect("clicked()", self.onPlay)
@@ -136,6 +138,7 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addBoxButton.enabled = hasCase
         self.ui.playButton.enabled = hasCase
         self.ui.gazeButton.enabled = loaded
+        self.ui.askButton.enabled = connected and loaded and "vqa" in self.logic.session.models
         self._refreshReaders()
 
     def _onAuthModeChanged(self, *_):
@@ -175,6 +178,7 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onNextSample(self):
         self.playTimer.stop()
         self.playback = None
+        self.ui.answerLabel.text = "No question asked"
         image_id = self._run("next sample", self.logic.nextSample, self.ui.strategy.currentText)
         self.ui.imageLabel.text = image_id or "No image left to annotate"
         if image_id and self.ui.autoRun.checked:
@@ -194,6 +198,14 @@ class GazeLabelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.playback = None
         self.ui.fixationLabel.text = f"{len(self._playback())} fixations, {self._playback().total_duration():.1f} s"
         self._updateButtons()
+
+    def onAsk(self):
+        """Send the question box to the server's vqa task; the answer goes under the box, its evidence on the image."""
+        answer = self._run("question", self.logic.session.ask, self.ui.questionEdit.text)
+        if answer is not None:
+            from GazeLabelLib.question import answer_text
+
+            self.ui.answerLabel.text = answer_text(answer)
 
     # ------------------------------------------------------------------ gaze capture
     def onGazeToggled(self, on):

@@ -226,3 +226,43 @@ def test_the_highlight_is_on_screen(annotator, loaded, screenshot, tmp_path, off
     for i in row["fixations"]:
         xy = shot.pixel_of(scene_io.pixels_to_ras(volume, [[fixations[i]["x"], fixations[i]["y"]]])[0])
         assert magenta(screenshot.around(png, xy, 6)), f"fixation {i + 1} not magenta"
+
+
+def test_the_question_box_asks_the_vqa_task_and_highlights_its_evidence(loaded, phantom_case):
+    """The web page's "Ask the model" panel goes through ``AnnotationSession.ask`` (the Slicer module's code):
+    the answer line, the evidence box in the scene, nothing changed in the case; refused before sending when
+    empty; unavailable when the server has no vqa task."""
+    from GazeLabelLib import question, scene_io
+    from GazeLabelLib.client import InferResult
+    from web_annotator.controller import WebAnnotator
+
+    case, _ = phantom_case
+    box = [float(case["boxes"][0][k]) for k in ("x1", "y1", "x2", "y2")]
+    answer = {"question": "Where is it?", "answer": "right lower zone", "answerable": True, "confidence": 0.61,
+              "box": box, "fixations": [1], "gaze_source": "predicted"}
+
+    class VqaClient(FakeClient):
+        def __init__(self):
+            super().__init__()
+            self.asked = []
+
+        def infer(self, model, image_id, params=None, *, output="all"):
+            self.asked.append((model, image_id, dict(params or {})))
+            return InferResult({"case": {**copy.deepcopy(case), "prediction": {"answer": answer}}, "synthetic": True})
+
+    a = WebAnnotator(loaded.scene)
+    a.session.client = VqaClient()
+    a.session.image_id = case["id"]
+    a.session.info = {"models": {"pipeline": {}}}
+    assert not a.can_ask  # no vqa task on this server
+    a.session.info = {"models": {"pipeline": {}, "vqa": {}}}
+    assert a.can_ask
+    before = scene_io.scene_to_case(loaded.scene)
+    line = a.ask("Where is the effusion?")
+    assert line.startswith("right lower zone (confidence 0.61)") and "evidence box" in line
+    assert a.session.client.asked == [("vqa", case["id"], {"question": "Where is the effusion?"})]
+    assert question.evidence_in_scene(loaded.scene)["box"] == pytest.approx(box, abs=0.5)
+    assert scene_io.scene_to_case(loaded.scene) == before
+    with pytest.raises(ValueError, match="type a question"):
+        a.ask("   ")
+    assert len(a.session.client.asked) == 1

@@ -235,3 +235,49 @@ def test_next_sample_and_training_from_the_page(web):
                                                             server.log_tail())
     assert page.driver.find_element("id", "gl-train-status").text == "Training: DONE"
     print(f"training watched for {time.monotonic() - started:.0f} s")
+
+
+def test_the_question_box_answers_and_highlights_the_evidence(web, pixels, tmp_path):
+    """Type a question, press Enter: the page shows the server's vqa answer for this image (the same line the
+    Slicer module shows) and draws its evidence in magenta where the answer's case puts it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "slicer_extension" / "GazeLabel"))
+    from GazeLabelLib.client import GazeLabelClient
+    from GazeLabelLib.question import answer_text
+    from selenium.webdriver.common.keys import Keys
+
+    server, page = web
+    image_id = page.next_case()
+    page.wait(lambda: page.state("can_ask"), 10, "the Ask button stayed disabled with a vqa task on the server")
+    client = GazeLabelClient(server.url, username=USER, password=PASSWORD)
+    shown_evidence = 0
+    for question in ("Which regions were not inspected?", "Where is the pleural effusion?", "Is there cardiomegaly?"):
+        reply = client.infer("vqa", image_id, {"question": question}, output="json").result
+        want = reply["case"]["prediction"]["answer"]
+        box = page.driver.find_element("css selector", "#gl-question")
+        field = box if box.tag_name == "input" else box.find_element("css selector", "input")
+        field.send_keys(Keys.CONTROL + "a", Keys.DELETE)  # (WebElement.clear() does not tell Vue)
+        field.send_keys(question + Keys.ENTER)  # Enter right after the last key: the page asks what was typed
+        page.wait(lambda: page.state("answer_text") == answer_text(want), 60,
+                  f"the page did not show the answer to {question!r}: {answer_text(want)!r} "
+                  f"(the page: question {page.state('question')!r}, answer {page.state('answer_text')!r})")
+        assert page.driver.find_element("id", "gl-answer").text == answer_text(want)
+        page.settle()
+        png = page.screenshot(tmp_path / "answer.png")
+        had_evidence = shown_evidence
+        fixations = reply["case"]["fixations"]
+        for i in want.get("fixations") or []:
+            f = fixations[i]
+            assert pixels.magenta(pixels.patch(png, page.to_page(f["x"], f["y"]), 6)).any(), \
+                f"{question!r}: evidence fixation {i + 1} not drawn"
+            shown_evidence += 1
+        if want.get("box") is not None:
+            x1, y1, x2, y2 = want["box"]
+            along = [pixels.magenta(pixels.patch(png, page.to_page(x1 + t * (x2 - x1), y2), 2)).any()
+                     for t in np.linspace(0.1, 0.9, 9)]
+            assert any(along), f"{question!r}: evidence box not drawn"
+            shown_evidence += 1
+        if shown_evidence > had_evidence == 0:  # the README's screenshot: the first answer with evidence
+            keep(tmp_path / "answer.png", "web_annotator_question.png")
+    assert shown_evidence, "none of the answers had evidence to draw"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import question as vqa
 from . import scene_io
 from .client import GazeLabelClient, ServerError
 from .image_io import decode_image
@@ -147,6 +148,7 @@ class AnnotationSession:
         self.readings: dict = {}  # annotator id -> capture.Reading of the current image, saved with the label
         self.shown_reader: str | None = None  # whose recorded fixations the scene shows instead of the case's
         self._case_fixations: list[dict] | None = None
+        self.last_answer: dict | None = None  # the last question's answer block (see ask())
 
     # ------------------------------------------------------------------ server
     def connect(self, server_url: str, *, token: str | None = None, username: str | None = None,
@@ -196,6 +198,8 @@ class AnnotationSession:
         download = self._require_client().download_image(image_id)
         decoded = decode_image(download.data, download.filename or image_id)
         scene_io.clear_case(self.scene)
+        vqa.clear_evidence(self.scene)
+        self.last_answer = None
         heatmap = scene_io.find_role(self.scene, "heatmap")
         if heatmap is not None:
             self.scene.RemoveNode(heatmap)
@@ -238,6 +242,20 @@ class AnnotationSession:
             heat = fixation_density(case.get("fixations") or [], shape)
             self.heatmap_source = "fixations"
         scene_io.heatmap_volume(self.scene, heat)
+
+    def ask(self, question: str, params: dict | None = None, model: str = "vqa") -> dict:
+        """Ask the server's ``vqa`` task ``question`` about the current image and highlight the evidence (box and
+        fixations) in the scene, beside the case being edited (which stays as it is). Returns the answer block
+        (``answer``, ``answerable``, ``reason``, ``confidence``, ``box``, ``fixations`` ...). ValueError for an
+        empty or over-long question (nothing is sent), ServerError for what the server refuses."""
+        text = vqa.check_question(question)
+        image_id = self._require_image()
+        reply = self._require_client().infer(model, image_id, {**(params or {}), "question": text}, output="json")
+        answer = vqa.answer_of(reply.result)
+        fixations = (reply.result.get("case") or {}).get("fixations") or []
+        vqa.show_evidence(self.scene, answer, fixations)
+        self.last_answer = answer
+        return answer
 
     def show_case(self, case: dict) -> None:
         """Show a Case dict (e.g. a saved label read back) on the loaded image, without running a model."""
