@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from models.argtypes import positive_int
 from models.classifier.config import GAZE_TARGETS, UNCERTAIN_POLICIES
 from models.families import CLASSIFIER
 
@@ -22,15 +23,8 @@ def open_data(path: str):
     return open_source(path)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def _size(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value % 8:
         raise argparse.ArgumentTypeError(f"--size must be a multiple of 8, got {value}")
     return value
@@ -53,14 +47,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box-weight", type=float, default=d("box_weight"), help="attention-inside-box loss weight (needs boxes)")
     p.add_argument("--uncertain", choices=UNCERTAIN_POLICIES, default=d("uncertain"),
                    help="how uncertain (-1) labels train (default: positive, U-Ones)")
-    p.add_argument("--epochs", type=_positive_int, default=d("epochs"))
+    p.add_argument("--epochs", type=positive_int, default=d("epochs"))
     p.add_argument("--size", type=_size, default=d("size"), help="model input side in pixels (multiple of 8)")
-    p.add_argument("--width", type=_positive_int, default=d("width"), help="encoder width (channels of the stem)")
-    p.add_argument("--batch-size", type=_positive_int, default=d("batch_size"))
+    p.add_argument("--width", type=positive_int, default=d("width"), help="encoder width (channels of the stem)")
+    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"))
     p.add_argument("--lr", type=float, default=d("lr"))
     p.add_argument("--seed", type=int, default=d("seed"))
     p.add_argument("--device", default=d("device"), help="auto, cpu or cuda")
-    p.add_argument("--max-images", type=_positive_int, default=None, help="train on at most N training cases")
+    p.add_argument("--max-images", type=positive_int, default=None, help="train on at most N training cases")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -97,10 +91,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="classifier checkpoint")
     p.add_argument("--json", required=True, help="where to write the metrics JSON")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
-    p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap replicates for the 95%% CIs")
+    p.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap replicates for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
 
 
 def _fmt(ci: dict) -> str:

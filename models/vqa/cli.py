@@ -9,18 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
+from models.argtypes import positive_int
 from models.families import VQA
 from models.vqa.config import INPUTS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,14 +24,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="scanpath model whose sampled paths train the gaze tokens (default: scanpath.pt beside --out, if any)")
     p.add_argument("--inputs", choices=INPUTS, default=d("inputs"),
                    help="all (the model), no_gaze or question_only (the baselines, trained the same way)")
-    p.add_argument("--epochs", type=_positive_int, default=d("epochs"))
-    p.add_argument("--batch-size", type=_positive_int, default=d("batch_size"))
+    p.add_argument("--epochs", type=positive_int, default=d("epochs"))
+    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"))
     p.add_argument("--lr", type=float, default=d("lr"))
-    p.add_argument("--d-model", type=_positive_int, default=d("d_model"))
+    p.add_argument("--d-model", type=positive_int, default=d("d_model"))
     p.add_argument("--gaze-samples", type=int, default=d("gaze_samples"), help="predicted scanpaths per training image")
     p.add_argument("--seed", type=int, default=d("seed"))
     p.add_argument("--device", default=d("device"), help="auto, cpu or cuda")
-    p.add_argument("--max-images", type=_positive_int, default=None, help="train on at most N training images")
+    p.add_argument("--max-images", type=positive_int, default=None, help="train on at most N training images")
 
 
 OPTIONS = ("classifier", "scanpath", "inputs", "epochs", "batch_size", "lr", "d_model", "gaze_samples", "seed", "device",
@@ -81,10 +72,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="which phrasing group the questions use (default test: held out from training)")
     p.add_argument("--gaze", default="auto", choices=("auto", "predicted", "recorded"),
                    help="the gaze the models get and inspection questions are about (auto: predicted when scanpath.pt exists)")
-    p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap replicates for the 95%% CIs")
+    p.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap replicates for the 95%% CIs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-images", type=_positive_int, default=None)
+    p.add_argument("--max-images", type=positive_int, default=None)
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -387,6 +387,38 @@ def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path, capsys, argv, names):
     assert len(err.splitlines()) == 1 and "Traceback" not in err and names in err, err
 
 
+def test_evaluate_command_writes_per_type_accuracy_with_the_rule_baseline(tiny, phantom_store, tmp_path, capsys):
+    """`gazelabel evaluate vqa`: a JSON with every question type's accuracy and CI for the model and for the rule
+    over the pipeline's Case (the baselines' files are absent here, so they are left out, not invented)."""
+    from models.cli import main
+    from models.schema import ANSWER_TYPES
+
+    source, models, _ = tiny
+    out = tmp_path / "vqa_eval.json"
+    rc = main(["evaluate", "vqa", "--data", str(phantom_store), "--models", str(models),
+               "--json", str(out), "--n-boot", "50", "--split", "train", "--max-images", "4"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    report = json.loads(out.read_text())
+    assert report["synthetic"] is True and report["phrasing"] == "test" and report["gaze"] == "recorded"
+    assert set(report["accuracy"]) == {"model", "rule"}  # no vqa_no_gaze.pt / vqa_question_only.pt here
+    assert report["n_questions"] > 0 and report["n_images"] >= 1
+    per_type = report["accuracy"]["model"]["per_type"]
+    assert set(per_type) == set(ANSWER_TYPES)
+    total = 0
+    for ci in per_type.values():
+        if ci["estimate"] is not None:
+            assert 0.0 <= ci["low"] <= ci["estimate"] <= ci["high"] <= 1.0
+            total += ci["n"]
+    assert total == report["n_questions"]
+    assert "wrote" in printed.out
+
+    rc = main(["evaluate", "vqa", "--data", str(phantom_store), "--models", str(models),
+               "--json", str(tmp_path / "out.txt")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--json" in err, err
+
+
 # ------------------------------------------------------------------------------------------ evaluation pieces
 def test_temperature_scaling_undoes_overconfidence():
     from models.vqa.train import fit_temperature
