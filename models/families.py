@@ -88,6 +88,9 @@ class ModelFamily:
     # Libraries the predictor imports lazily. A server imports them once at start-up, in one thread: importing
     # transformers/peft/accelerate from two request threads at once fails with "partially initialized module".
     runtime_imports: tuple[str, ...] = ()
+    # Options that name files or folders on the machine that trains (an LM folder, other models'
+    # checkpoints). A command line may set them; a server never takes them from a request.
+    path_options: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- where it lives
     def path(self, models_dir: str | Path) -> Path:
@@ -186,7 +189,7 @@ REPORT = ModelFamily(
     name="report", task="report", artifact="report", kind=report_config.KIND, checkpoint_name=report_config.CHECKPOINT_NAME,
     sections=report_config.SECTIONS, key_metric="gaze2report_val_loss",
     trainer="models.report.train:train", predictor="models.report.generate:ReportGenerator",
-    runtime_imports=("transformers", "peft"),
+    runtime_imports=("transformers", "peft"), path_options=("lm_path",),
     description="Gaze-conditioned report with evidence links (sentences -> findings, boxes, fixations)")
 
 VQA = ModelFamily(
@@ -194,6 +197,7 @@ VQA = ModelFamily(
     sections=vqa_config.SECTIONS, key_metric="val_accuracy",
     trainer="models.vqa.train:train", predictor="models.vqa.predict:VQAPredictor",
     runtime_imports=("transformers",),  # the frozen MiniLM question encoder
+    path_options=("classifier", "scanpath"),  # the frozen backbone and the gaze model it trains with
     description="Grounded question answering: answer, confidence, evidence box and fixations (or 'cannot answer')")
 
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (CLASSIFIER, SCANPATH, REPORT, VQA)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from models.runtime import check_device_name
 from models.vocab import FINDINGS
 
 UNCERTAIN_POLICIES = ("positive", "negative", "ignore")
@@ -106,6 +107,7 @@ class TrainConfig:
     amp: bool = True
 
     def __post_init__(self):
+        check_device_name(self.device)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.runtime import check_device_name
+
 
 @dataclass
 class ReportConfig:
@@ -53,6 +55,7 @@ class ReportConfig:
     amp: bool = True
 
     def __post_init__(self):
+        check_device_name(self.device)
         if self.g2r_epochs < 1 or self.lm_epochs < 0 or (self.lm_epochs == 0 and not self.lm_path):
             raise ValueError("lm_epochs must be >= 1 (0 only with lm_path) and g2r_epochs >= 1")
         if self.lora_r < 1:

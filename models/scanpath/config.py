@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from models.runtime import check_device_name
+
 DECODINGS = ("autoregressive", "parallel")
 
 
@@ -75,6 +77,7 @@ class ScanpathTrainConfig:
     amp: bool = True
 
     def __post_init__(self):
+        check_device_name(self.device)
         for name in ("epochs", "batch_size", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from models.runtime import check_device_name
+
 # Which inputs the network sees. "all" is the model; the other two are the baselines, trained the same way:
 # "no_gaze" zeroes and masks the gaze tokens and the region-coverage token, "question_only" also the image
 # (the language prior).
@@ -91,6 +93,7 @@ class VQATrainConfig:
     amp: bool = True
 
     def __post_init__(self):
+        check_device_name(self.device)
         for name in ("epochs", "batch_size", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
