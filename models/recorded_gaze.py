@@ -21,9 +21,10 @@ from models.schema import Case, Fixation
 PRIMARY_READER = "reader_1"  # the key of ``case.fixations`` when they are a person's
 GAZE_MODES = ("pooled", "per_reader", "none")
 GAZE_KINDS = ("recorded", "predicted", "none")
-# Families that read gaze as ordered sequences (scanpath targets, the report's gaze tokens): every reader stays
-# its own path; pooling readers into one list would make a path nobody read.
-SEQUENCE_FAMILIES = ("scanpath", "report")
+# Families that read gaze as ordered sequences (scanpath targets, the report's and the vqa model's gaze tokens,
+# whose "which regions were not inspected" is about one reading): every reader stays its own path; pooling
+# readers into one list would make a path nobody read.
+SEQUENCE_FAMILIES = ("scanpath", "report", "vqa")
 
 
 def fixations_are_predicted(case: Case) -> bool:

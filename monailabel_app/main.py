@@ -2,9 +2,9 @@
 
 Serves five infer tasks on 2D radiographs (``gaze_classifier``, ``scanpath``, ``report``, ``pipeline`` and
 ``vqa``, which answers ``params.question`` in ``case.prediction.answer``; each answers a ``models.schema`` Case
-under ``"case"`` and, for ``output=image``, the heatmap as a label image), three train tasks (classifier,
-scanpath, report) that retrain on the annotators' Case labels (the vqa model is trained with
-``gazelabel train vqa``: the train tasks' server defaults do not cover it yet), an MC-dropout
+under ``"case"`` and, for ``output=image``, the heatmap as a label image), four train tasks (classifier,
+scanpath, report, vqa) that retrain on the annotators' Case labels (vqa over the server's published
+classifier and scanpath models), an MC-dropout
 ``uncertainty`` and ``diverse`` active-learning strategies (plus ``random`` and ``first``) and an ``uncertainty`` scoring method.
 
 Studies are a local case store folder, indexed in a database (SQLite in the store, or the SQLAlchemy URL in
@@ -161,7 +161,7 @@ class GazeLabelApp(MONAILabelApp):
         return {name: GazeInferTask(task, self.models, self._record, store) for name, task in TASKS.items()}
 
     def init_trainers(self):
-        # A family without server training defaults (vqa) is trained with `gazelabel train`, not POST /train.
+        # Every family with server training defaults (all four) retrains from the labels with POST /train/<task>.
         return {family.task: FamilyTrainTask(family, self.models_dir, self.records) for family in FAMILIES.values()
                 if family.name in TRAIN_DEFAULTS}
 

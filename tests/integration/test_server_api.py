@@ -49,7 +49,7 @@ def test_info_lists_every_task_as_valid_json(gazelabel_server):
     assert response.status_code == 200, response.text
     info = strict_json(response.text)
     assert set(info["models"]) == set(TASKS) | {"vqa"}  # vqa needs a question: tests/integration/test_vqa_server.py
-    assert set(info["trainers"]) == {"gaze_classifier", "scanpath", "report"}
+    assert set(info["trainers"]) == {"gaze_classifier", "scanpath", "report", "vqa"}
     assert {"uncertainty", "random", "first"} <= set(info["strategies"])
     assert "uncertainty" in info["scoring"]
     assert all(m["dimension"] == 2 for m in info["models"].values())
@@ -173,6 +173,8 @@ def test_scoring_and_uncertainty_strategy(gazelabel_server):
 @pytest.mark.parametrize("task, family, options", [
     ("gaze_classifier", "classifier", {"epochs": 1, "size": 128, "width": 8, "batch_size": 4}),
     ("scanpath", "scanpath", {"epochs": 1, "size": 128, "slots": 24, "batch_size": 4}),
+    # over the server's own classifier (frozen backbone) and scanpath model (gaze samples)
+    ("vqa", "vqa", {"epochs": 1, "d_model": 32, "ff": 64, "batch_size": 16, "gaze_samples": 1}),
 ])
 def test_training_on_labels_publishes_a_model_the_server_uses_without_restart(gazelabel_server, task, family, options):
     image_ids = gazelabel_server.image_ids[1:6]
@@ -183,15 +185,16 @@ def test_training_on_labels_publishes_a_model_the_server_uses_without_restart(ga
                                         files={"label": (f"{image_id}.json", json.dumps(label))})
         assert response.status_code == 200, response.text
     probe = gazelabel_server.image_ids[13]
-    before = gazelabel_server.post(f"/infer/{task}?image={probe}&output=json").json()["models"][family]
+    params = {"params": json.dumps({"question": "Is there a pleural effusion?"})} if task == "vqa" else None
+    before = gazelabel_server.post(f"/infer/{task}?image={probe}&output=json", data=params).json()["models"][family]
 
     started = gazelabel_server.post(f"/train/{task}", json=options)
     assert started.status_code == 200, started.text
     status = wait_for_training(gazelabel_server)
     assert status["status"] == "DONE", "\n".join(status.get("details", [])) + gazelabel_server.log_tail()
 
-    after = gazelabel_server.post(f"/infer/{task}?image={probe}&output=json")
-    assert after.status_code == 200
+    after = gazelabel_server.post(f"/infer/{task}?image={probe}&output=json", data=params)
+    assert after.status_code == 200, after.text
     assert after.json()["models"][family] != before  # the new checkpoint is served, no restart
     stats = strict_json(gazelabel_server.get("/info/").text)["train_stats"][task]
     assert stats["cases"] >= len(image_ids) and stats["synthetic"] is True

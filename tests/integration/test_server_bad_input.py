@@ -152,7 +152,21 @@ def test_training_before_any_label_is_a_409_naming_what_is_missing(start_server)
     """A synchronous training on a store without labels is the client's mistake (409), never a 500."""
     server = start_server()
     assert not list((server.store / "labels" / "final").glob("*.json"))
-    for task in ("gaze_classifier", "scanpath", "report"):
+    for task in ("gaze_classifier", "scanpath", "report", "vqa"):
         r = server.post(f"/train/{task}?run_sync=true", json={})
         assert r.status_code == 409, (task, r.text)
         assert "no final labels yet; save labels with PUT /datastore/label?tag=final" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("task, option", [("report", "lm_path"), ("vqa", "classifier"), ("vqa", "scanpath")])
+@pytest.mark.parametrize("value", ["/etc", "../models/classifier.pt", "relative/folder"])
+def test_a_path_in_a_train_request_is_a_400_and_starts_nothing(server_survives, task, option, value):
+    """Options that name files on the server (an LM folder, another model's checkpoint) are for the command
+    line; over HTTP they are refused before anything runs, naming the option."""
+    trainings = server_survives.get("/train/?all=true")
+    r = server_survives.post(f"/train/{task}", json={option: value, "epochs": 1})
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith(f"train {task}: {option}:") and "not accepted in a request" in detail, detail
+    after = server_survives.get("/train/?all=true")  # no training was started
+    assert (after.status_code, after.text) == (trainings.status_code, trainings.text)

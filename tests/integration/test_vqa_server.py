@@ -24,7 +24,7 @@ def ask(server, params: dict | None, task: str = "vqa", image: int = IMAGE):
 def test_info_lists_the_vqa_task(gazelabel_server):
     info = gazelabel_server.get("/info/").json()
     assert "vqa" in info["models"]
-    assert "vqa" not in info["trainers"]  # trained with `gazelabel train vqa`
+    assert "vqa" in info["trainers"]  # POST /train/vqa: over the server's classifier and scanpath models
 
 
 def test_vqa_answers_with_evidence_in_the_case(gazelabel_server):

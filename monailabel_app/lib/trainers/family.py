@@ -50,7 +50,12 @@ DEFAULTS = {
     "classifier": {"epochs": 5, "size": 224, "batch_size": 8},
     "scanpath": {"epochs": 5, "size": 128, "batch_size": 8},
     "report": {"lm_epochs": 2, "g2r_epochs": 2},
+    "vqa": {"epochs": 6, "batch_size": 64},
 }
+# Families whose training reads other published models of the server's models folder (never a path from the
+# request): option -> family whose published checkpoint it is. The vqa model freezes the classifier as its
+# image backbone and learns its gaze tokens from the scanpath model's samples (when there is one).
+SERVER_PATHS = {"vqa": {"classifier": "classifier", "scanpath": "scanpath"}}
 
 
 class NothingToTrain(RequestError):
@@ -158,6 +163,10 @@ def train_options(family: ModelFamily, request: dict) -> tuple[dict, ExportOptio
     gpus = request.get("gpus", "all")
     if not isinstance(gpus, str) or not _GPUS.fullmatch(gpus):
         raise ValueError(f"gpus: expected \"all\" or GPU numbers like \"0,1\", got {gpus!r}")
+    paths = sorted(k for k in request if k in family.path_options)
+    if paths:
+        raise ValueError(f"{paths[0]}: a path on the server is not accepted in a request (the server trains "
+                         f"from its own models folder); set it with `gazelabel train {family.name}` instead")
     options = {**DEFAULTS[family.name], **{k: v for k, v in request.items() if k not in REQUEST_KEYS}}
     include_records = options.pop("include_records", False)
     val_fraction = options.pop("val_fraction", 0.2)
@@ -186,6 +195,21 @@ class FamilyTrainTask(TrainTask):
     def config(self) -> dict[str, Any]:
         return {**DEFAULTS[self.family.name], **asdict(ExportOptions())}
 
+    def server_paths(self) -> dict[str, str]:
+        """The path options this family's training gets from the server's models folder (see SERVER_PATHS);
+        NothingToTrain when a model it needs is not published yet."""
+        from models.families import FAMILIES
+
+        out = {}
+        for option, name in SERVER_PATHS.get(self.family.name, {}).items():
+            path = FAMILIES[name].path(self.models_dir)
+            if path.exists():
+                out[option] = str(path)
+            elif name == "classifier":
+                raise NothingToTrain(f"train {self.family.name}: needs the {name} model ({path.name}) in the "
+                                     f"server's models folder; train {FAMILIES[name].task} first")
+        return out
+
     @property
     def stats_path(self) -> Path:
         return self.models_dir / f"train_stats_{self.family.name}.json"
@@ -200,6 +224,7 @@ class FamilyTrainTask(TrainTask):
         start = time.time()
         family = self.family
         options, export = train_options(family, request)
+        options.update(self.server_paths())
         cases = export_cases(datastore, self.records, export.include_records)
         if not cases:
             raise NothingToTrain(f"train {family.name}: no final labels yet; save labels with PUT /datastore/label?tag=final")
