@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from models.argtypes import nonnegative_int  # noqa: E402
 from models.metrics.report import CE_CONVENTIONS, ce_label_matrix, micro_f1  # noqa: E402
 
 # The CE-F1 conventions with CIs, by the key they get: "ce_f1_micro14_positive_only", "ce_f1_micro5_uncertain_positive".
@@ -70,6 +71,8 @@ def phantom_part(args, scorer) -> dict:
     cases = split_cases(source.cases, source.splits)["test"][: args.n_test]
     gen = ReportGenerator.from_checkpoint(args.model)
     gen_nogaze = ReportGenerator.from_checkpoint(args.model_nogaze) if args.model_nogaze else gen
+    if args.samples is not None:  # the sample budget of a refused sentence (default: the generator's own)
+        gen.samples = gen_nogaze.samples = args.samples
     if args.model_nogaze and gen_nogaze.info.get("use_gaze", True):
         raise SystemExit(f"--model-nogaze {args.model_nogaze}: that model was trained with gaze tokens")
     classifier = scanpath = None
@@ -148,7 +151,7 @@ def phantom_part(args, scorer) -> dict:
             "classifier": args.classifier or SIMULATED_NOTE.format(noise=args.noise),
             "no_gaze_model": args.model_nogaze or "the gaze model with its fixation tokens left out at inference",
             "scanpath": args.scanpath or "not given: predicted-gaze row skipped",
-            "systems": out, "paired_deltas": deltas}
+            "samples_per_refused_sentence": gen.samples, "systems": out, "paired_deltas": deltas}
 
 
 def iu_part(args, scorer) -> dict:
@@ -235,6 +238,8 @@ def main(argv=None) -> int:
                    help="sd of the simulated classifier's noise when --classifier is not given (0: oracle plan)")
     p.add_argument("--scanpath", default=None, help="scanpath checkpoint for the predicted-gaze row")
     p.add_argument("--n-test", type=int, default=80)
+    p.add_argument("--samples", type=nonnegative_int, default=None,
+                   help="seeded samples a refused LM sentence gets before its template (default: the generator's)")
     p.add_argument("--n-iu", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-iu", action="store_true")

@@ -16,4 +16,15 @@ def positive_int(text: str) -> int:
     return value
 
 
-__all__ = ["positive_int"]
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0; argparse turns the error into one line naming the option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+__all__ = ["nonnegative_int", "positive_int"]

@@ -31,6 +31,7 @@ import numpy as np
 
 from models.gaze import fixation_heatmap
 from models.imaging import LoadedImage, read_image
+from models.report.config import INFERENCE_SAMPLES, MAX_INFERENCE_SAMPLES
 from models.schema import MAX_QUESTION_CHARS, Case, Fixation, ImageRef, Prediction, Source
 
 FAMILY_ORDER = ("classifier", "scanpath", "report", "vqa")
@@ -59,6 +60,7 @@ class RunOptions:
     gaze: str = "auto"
     finding: str | None = None  # the heatmap of one finding instead of the score-weighted mean
     question: str | None = None  # a question for the vqa family (at most MAX_QUESTION_CHARS characters)
+    report_samples: int = INFERENCE_SAMPLES  # seeded samples of a report sentence the labeler refused
 
     def __post_init__(self):
         if not 1 <= self.n_samples <= 64:
@@ -67,6 +69,9 @@ class RunOptions:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.mc_samples < 0:
             raise ValueError(f"mc_samples must be >= 0, got {self.mc_samples}")
+        if isinstance(self.report_samples, bool) or not isinstance(self.report_samples, int) \
+                or not 0 <= self.report_samples <= MAX_INFERENCE_SAMPLES:
+            raise ValueError(f"report_samples must be an integer in 0..{MAX_INFERENCE_SAMPLES}, got {self.report_samples!r}")
         if self.report_mode not in REPORT_MODES:
             raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {self.report_mode!r}")
         if self.gaze not in GAZE_CHOICES:
@@ -201,7 +206,8 @@ class Pipeline:
                 ``n_samples`` scanpaths are drawn (seeded by ``seed``, at ``temperature``; 0 = the mean path),
                 the first becomes ``case.fixations``, all are in ``case.prediction.scanpath_samples``;
                 ``report_mode`` "auto" (gaze2report when a report model is loaded, else templates),
-                "gaze2report", "prompt", "template" or "none"; ``mc_samples`` MC-dropout passes of the
+                "gaze2report", "prompt", "template" or "none"; ``report_samples`` seeded samples of a
+                sentence the labeler refused, before its template (default 0); ``mc_samples`` MC-dropout passes of the
                 classifier; ``gaze`` which fixations the case and the report carry: "recorded" (the
                 ``recorded_gaze`` given), "predicted" (the scanpath family), "auto" (recorded when given,
                 else predicted) or "none"; ``question`` a question the vqa family answers (needs "vqa" in
@@ -293,7 +299,8 @@ class Pipeline:
             # sentences are read back against the plan) and reads closer to the references (ROUGE-L +0.03,
             # CI excludes 0; benchmarks/report_benchmark.py). Templates when no report model is trained.
             mode = ("gaze2report" if self.report is not None else "template") if opts.report_mode == "auto" else opts.report_mode
-            case.report, stats = self._report_generator().write(image, result, case.fixations, mode=mode, boxes=case.boxes)
+            case.report, stats = self._report_generator().write(image, result, case.fixations, mode=mode, boxes=case.boxes,
+                                                                samples=opts.report_samples)
             prediction.report_writer = writer_summary(stats)
         prediction.timings["report"] = time.perf_counter() - t
 

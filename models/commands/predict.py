@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--temperature", type=float, default=None, help="scanpath sampling temperature (default 0.3; 0 = mean path)")
     p.add_argument("--report", action="store_true", help="print the draft report with its evidence links")
     p.add_argument("--report-mode", default=None, choices=REPORT_MODES, help="default auto")
+    p.add_argument("--report-samples", type=int, default=None,
+                   help="seeded samples of a report sentence the labeler refused, before its template (0-8; default 0)")
     p.add_argument("--mc-samples", type=int, default=None, help="classifier MC-dropout passes (default 0)")
     p.add_argument("--gaze", default=None, choices=GAZE_CHOICES,
                    help="which fixations the case and report carry (default: the task's; recorded needs --gaze-from)")
@@ -104,7 +106,8 @@ def run(args) -> int:
     # Every input is checked before any model loads: a bad path is reported at once.
     task = TASKS[args.task]
     overrides = {k: v for k, v in (("n_samples", args.samples), ("temperature", args.temperature),
-                                   ("report_mode", args.report_mode), ("mc_samples", args.mc_samples),
+                                   ("report_mode", args.report_mode), ("report_samples", args.report_samples),
+                                   ("mc_samples", args.mc_samples),
                                    ("gaze", args.gaze), ("seed", args.seed)) if v is not None}
     if args.finding:
         try:

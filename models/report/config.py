@@ -62,6 +62,15 @@ class ReportConfig:
             raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
 
 
+# Seeded samples a sentence gets at inference after the labeler refused its greedy sentence, before the
+# template sentence is used. 0: greedy or template. On the quick models (40 held-out phantom reports,
+# SYNTHETIC, benchmarks/results/issue21_report_samples{0,1,2,4}.json) 4 samples raise the LM's share of the
+# Gaze2Report sentences from 15% to 36% at the same CE-F1 (0.262: the read-back keeps the plan's findings)
+# and ROUGE-L 0.295 vs 0.297 (CI 0.277-0.322), for 2.3x the report time (86 vs 37 ms); a request can ask for
+# more (RunOptions.report_samples, params.report_samples).
+INFERENCE_SAMPLES = 0
+MAX_INFERENCE_SAMPLES = 8
+
 KIND = "report"  # checkpoint kind
 CHECKPOINT_NAME = "report.pt"  # the checkpoint inside the published report/ folder (next to lm/)
 SECTIONS = {"train": ReportConfig}

@@ -34,6 +34,7 @@ from models.report import templates
 from models.report.evidence import unit_evidence
 from models.report.lm import sequence_text
 from models.decision import DecisionRule
+from models.report.config import INFERENCE_SAMPLES, MAX_INFERENCE_SAMPLES
 from models.report.prompt import ReportPlan, build_plan
 from models.schema import Box, Fixation, Report
 
@@ -61,6 +62,13 @@ def _check_fixations(fixations) -> list[Fixation]:
         if not isinstance(f, Fixation):
             raise ValueError(f"fixations[{i}]: expected a models.schema.Fixation, got {type(f).__name__}")
     return out
+
+
+def _check_samples(samples, name: str) -> int:
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_INFERENCE_SAMPLES:
+        raise ValueError(f"{name} must be an integer in 0..{MAX_INFERENCE_SAMPLES} (seeded samples of a refused "
+                         f"sentence), got {samples!r}")
+    return samples
 
 
 class _MemoLabeler:
@@ -93,14 +101,16 @@ class ReportGenerator:
             the first, the mean path, is used).
         info: checkpoint facts (synthetic, dataset) passed through to callers.
         samples, sample_temperature, seed: how many seeded samples a sentence gets after a greedy one the
-            labeler refused, before the template sentence is used.
+            labeler refused, before the template sentence is used (default
+            :data:`~models.report.config.INFERENCE_SAMPLES`; :meth:`write` can ask for more per report).
         merge_lora: merge the adapters into the LM's weights while they are on (inference: no LoRA work per
             token; :meth:`from_checkpoint` sets it). Leave False for a model that is still being trained.
     """
 
     def __init__(self, lm=None, tokenizer=None, prefix=None, *, rule: DecisionRule | None = None,
                  device: str = "cpu", scanpath_predictor=None, info: dict | None = None,
-                 samples: int = 4, sample_temperature: float = 0.8, seed: int = 0, merge_lora: bool = False):
+                 samples: int | None = None, sample_temperature: float = 0.8, seed: int = 0,
+                 merge_lora: bool = False):
         self.lm, self.tokenizer, self.prefix = lm, tokenizer, prefix
         self.merge_lora = merge_lora
         self._verdicts: dict = {}
@@ -111,7 +121,8 @@ class ReportGenerator:
         self.device = device
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
-        self.samples, self.sample_temperature, self.seed = samples, sample_temperature, seed
+        self.samples = INFERENCE_SAMPLES if samples is None else _check_samples(samples, "samples")
+        self.sample_temperature, self.seed = sample_temperature, seed
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -239,13 +250,14 @@ class ReportGenerator:
         return verdict
 
     def realise(self, plan: ReportPlan, *, mode: str = "prompt", prefix_tokens=None, max_new_tokens: int = 40,
-                check: bool = True) -> tuple[list[templates.RenderedSentence], int, int]:
+                check: bool = True, samples: int | None = None) -> tuple[list[templates.RenderedSentence], int, int]:
         """The plan's units with their sentences written in ``mode`` (no image needed: "gaze2report" takes
         ``prefix_tokens``); returns ``(units, tokens generated, sentences the LM wrote)``.
 
         Each unit gets the first of its attempts (greedy, then ``samples`` seeded samples) that is a
         sentence, is not already said in its section, and reads back as the unit's statements
-        (``check``; without it the first non-empty one); else its template sentence. Attempts are decoded in
+        (``check``; without it the first non-empty one); else its template sentence. ``samples``: this
+        report's sample budget instead of the generator's. Attempts are decoded in
         rounds, each one batch over all units: first every unit's greedy sentence, then all samples of the
         units whose greedy sentence was refused. The choice is the one a unit-by-unit, attempt-by-attempt
         loop makes; only the work is grouped."""
@@ -253,13 +265,13 @@ class ReportGenerator:
         if mode == "template":
             return units, 0, 0
         with self._lm_mode(mode == "gaze2report") as backend:
-            return self._realise(units, backend, prefix_tokens, max_new_tokens, check)
+            return self._realise(units, backend, prefix_tokens, max_new_tokens, check, samples)
 
-    def _realise(self, units, backend, prefix_tokens, max_new_tokens: int, check: bool):
+    def _realise(self, units, backend, prefix_tokens, max_new_tokens: int, check: bool, samples: int | None = None):
         from models.report.decoding import Row
         from models.report.lm import decode_sentence
 
-        n_attempts = 1 + self.samples
+        n_attempts = 1 + (self.samples if samples is None else _check_samples(samples, "samples"))
         controls = list(dict.fromkeys(u.control for u in units))  # units with the same control share a prompt
         decode = self._decoder(backend, [self._control_ids(c) for c in controls], prefix_tokens, max_new_tokens)
         texts: list[list[str | None]] = [[None] * n_attempts for _ in units]
@@ -325,12 +337,14 @@ class ReportGenerator:
 
     def write(self, image, classifier_result, fixations: Sequence[Fixation] | None, *, mode: str = "gaze2report",
               boxes: Sequence[Box] | None = None, use_gaze: bool = True, max_new_tokens: int = 40,
-              check: bool = True) -> tuple[Report, dict]:
+              check: bool = True, samples: int | None = None) -> tuple[Report, dict]:
         """Write the report of one image (see module docstring); ``use_gaze=False`` leaves the fixation
-        tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread.
+        tokens out of gaze2report's prefix; ``check=False`` keeps the LM's greedy sentences unread;
+        ``samples``: seeded samples of a refused sentence for this report (default: the generator's).
 
         Returns ``(report, stats)``: ``stats`` holds ``mode``, ``tokens``, ``seconds``, ``sentences``,
-        ``lm_sentences`` (written by the LM), ``fallback`` (replaced by the template) and ``controls``."""
+        ``lm_sentences`` (written by the LM), ``fallback`` (replaced by the template), ``samples`` (the
+        sample budget used) and ``controls``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         array = getattr(image, "array", None)
@@ -347,13 +361,13 @@ class ReportGenerator:
         t0 = time.perf_counter()
         prefix = self._prefix_tokens(image, fixations, use_gaze) if mode == "gaze2report" else None
         units, tokens, written = self.realise(plan, mode=mode, prefix_tokens=prefix, max_new_tokens=max_new_tokens,
-                                              check=check)
+                                              check=check, samples=samples)
         report = Report(*templates.join_sections(units))
         report.evidence = unit_evidence(units, fixations, width, height)
         stats = {"mode": mode, "tokens": tokens, "seconds": time.perf_counter() - t0,
                  "sentences": len(units), "lm_sentences": written,
                  "fallback": len(units) - written if mode != "template" else 0,
-                 "controls": [u.control for u in units]}
+                 "samples": self.samples if samples is None else samples, "controls": [u.control for u in units]}
         return report, stats
 
     def __call__(self, image, classifier_result, fixations: Sequence[Fixation] | None, **kwargs) -> Report:

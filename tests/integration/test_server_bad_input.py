@@ -140,10 +140,14 @@ def test_unknown_image_ids_are_404(server_survives):
 
 def test_bad_request_parameters_are_400(server_survives):
     image_id = server_survives.image_ids[9]
-    for params in ["{broken", json.dumps({"n_samples": 1000}), json.dumps({"report_mode": "poetry"}), json.dumps([1])]:
+    for params in ["{broken", json.dumps({"n_samples": 1000}), json.dumps({"report_mode": "poetry"}), json.dumps([1]),
+                   json.dumps({"report_samples": 9}), json.dumps({"report_samples": -1}),
+                   json.dumps({"report_samples": "many"})]:
         response = server_survives.post(f"/infer/pipeline?image={image_id}", data={"params": params})
         assert response.status_code == 400, (params, response.text)
         assert response.json()["detail"].startswith("params")
+        if "report_samples" in params:
+            assert response.json()["detail"].startswith("params.report_samples"), response.text
     unknown = server_survives.post(f"/infer/no_such_model?image={image_id}")
     assert unknown.status_code == 404 and "no_such_model" in unknown.json()["detail"]
 

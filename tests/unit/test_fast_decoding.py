@@ -287,3 +287,31 @@ def test_concurrent_reports_in_both_modes_get_their_own_weights():
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(write, modes))
     assert together == [alone[m] for m in modes]
+
+
+def test_a_reports_sample_budget_is_the_generators_for_that_report_only():
+    """``realise(samples=k)`` (the pipeline's ``report_samples``) writes what a generator built with
+    ``samples=k`` writes; 0 keeps greedy sentences or templates; a budget outside 0..8 is refused by name."""
+    from models.report.generate import ReportGenerator
+    from models.report.prompt import build_plan
+
+    tok = _tokenizer()
+    peft_lm = _peft_with_trained_adapters(tok)
+    plan = build_plan({"Cardiomegaly": 0.9, "Pleural Effusion": 0.55, "Edema": 0.6}, [], [], 300, 300)
+    accepted = lambda text, unit: len(text) % 3 == 0  # noqa: E731 (a stand-in read-back that refuses some)
+
+    def texts(gen, **kwargs):
+        gen._reads_back = accepted
+        units, _, written = gen.realise(plan, mode="gaze2report", **kwargs)
+        return [u.text for u in units], written
+
+    default = ReportGenerator(peft_lm, tok, merge_lora=True)
+    assert default.samples == 0
+    greedy, written0 = texts(default)
+    three, written3 = texts(default, samples=3)
+    assert three == texts(ReportGenerator(peft_lm, tok, merge_lora=True, samples=3))[0]
+    assert texts(default)[0] == greedy  # the generator's own budget is untouched
+    assert written3 >= written0 and three != greedy  # samples rescued some refused sentences here
+    for bad in (-1, 9, 1.5, True):
+        with pytest.raises(ValueError, match="samples must be an integer in 0..8"):
+            default.realise(plan, mode="gaze2report", samples=bad)

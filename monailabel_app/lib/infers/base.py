@@ -39,6 +39,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from models.imaging import read_image
 from models.recorded_gaze import recorded_readers
 from models.pipeline import GAZE_CHOICES, REPORT_MODES, RunError, RunOptions, Task
+from models.report.config import MAX_INFERENCE_SAMPLES
 from models.schema import MAX_QUESTION_CHARS, Case
 from models.vocab import FINDINGS, canonical_finding
 
@@ -104,6 +105,7 @@ def run_options(request: dict, defaults: RunOptions, needs_question: bool = Fals
         temperature=float_param(request, "temperature", defaults.temperature, 0.0, 4.0),
         mc_samples=int_param(request, "mc_samples", defaults.mc_samples, 0, 50),
         report_mode=choice_param(request, "report_mode", defaults.report_mode, REPORT_MODES),
+        report_samples=int_param(request, "report_samples", defaults.report_samples, 0, MAX_INFERENCE_SAMPLES),
         gaze=choice_param(request, "gaze", defaults.gaze, GAZE_CHOICES),
         finding=finding,
         question=question_param(request, needs_question),
@@ -117,7 +119,8 @@ class GazeInferTask(InferTask):
         task: the preset (families and option defaults).
         models: the app's :class:`ModelCache` (models reload when training publishes new files).
         record: ``image_id -> Case | None``, the stored record or label of a datastore image (recorded
-            gaze, synthetic flag); None for uploaded files.
+            gaze, synthetic flag); None for uploaded files. Read, never changed: the app shares one parsed
+            Case between requests until its files change.
     """
 
     def __init__(self, task: Task, models: ModelCache, record: Callable[[str], Case | None],
