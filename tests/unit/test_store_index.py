@@ -372,3 +372,33 @@ def test_the_uncertainty_answer_never_waits_for_the_search_of_unscored_images(mo
     assert strategy._indexed(Datastore(), 8, 32)["scoring_in_background"] is True  # looked again later
     strategy.wait_background(10)
     assert searched == ["gazelabel-scoring"] * 2
+
+
+def test_the_watcher_indexes_changes_but_not_reads(store, tmp_path):
+    """watchdog reports every open and close-without-write too; reading an image or a label is not a change
+    and must cost the watcher nothing (it once ran a stat and an index query per file each request opened)."""
+    ids = make_store(store, 2)
+    ds = IndexedCaseDatastore(str(store), auto_reload=True)
+    try:
+        assert ds._observer is not None
+        seen = []
+        real_sync = ds.sync_file
+        ds.sync_file = lambda path: (seen.append(os.path.basename(path)), real_sync(path))
+        for _ in range(3):
+            for image_id in ids:
+                (store / f"{image_id}.png").read_bytes()
+        (store / "dataset.json").write_text("{}")  # a write, for comparison
+        (store / "dataset.json").read_text()
+        deadline = time.monotonic() + 10
+        while "dataset.json" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # any read event queued behind the write would have arrived by now
+        assert "dataset.json" in seen, "the watcher missed a write"
+        assert not any(name.endswith(".png") for name in seen), seen
+        write_png(np.zeros((H, W)), store / "img_new.png")  # a new image is still indexed
+        deadline = time.monotonic() + 10
+        while ds.index.image("img_new") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ds.index.image("img_new") is not None
+    finally:
+        ds.close()

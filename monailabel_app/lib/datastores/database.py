@@ -46,6 +46,10 @@ from .local import CaseDatastore, client_info
 from .uploads import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, check_image_upload, read_label_upload
 
 logger = logging.getLogger(__name__)
+# watchdog (>= 5 on Linux) also reports every open of a file and every close without a write: reading an
+# image or a record is not a change, and syncing on it cost each request a stat and an index query per file
+# the request opened, in the watcher thread beside the inference (about 8 per /infer/pipeline).
+READ_EVENTS = frozenset({"opened", "closed_no_write"})
 
 LEGACY_INDEX = "datastore_v2.json"
 STORE_ID_FILE = ".gazelabel_store_id"
@@ -170,7 +174,7 @@ class IndexedCaseDatastore(Datastore):
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event):
-                if event.is_directory:
+                if event.is_directory or event.event_type in READ_EVENTS:
                     return
                 for path in {getattr(event, "src_path", None), getattr(event, "dest_path", None)} - {None, ""}:
                     try:
@@ -181,7 +185,14 @@ class IndexedCaseDatastore(Datastore):
         observer = Observer()
         observer.daemon = True
         try:
-            observer.schedule(Handler(), self._root, recursive=True)
+            try:  # the kernel is not even asked for read events (watchdog >= 4: event_filter)
+                from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
+                                             FileMovedEvent)
+
+                observer.schedule(Handler(), self._root, recursive=True, event_filter=[
+                    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent])
+            except (ImportError, TypeError):
+                observer.schedule(Handler(), self._root, recursive=True)
             observer.start()
         except OSError as e:
             logger.warning(f"datastore: cannot watch {self._root} ({e}); files added by other tools appear at the "
