@@ -124,7 +124,7 @@ class GazeLabelApp(MONAILabelApp):
         return {**result, "path": datastore.get_image_uri(result["id"])}
 
     def _record(self, image_id: str):
-        return self.records.case(image_id)
+        return self.records.shared_case(image_id)  # read-only for the infer tasks
 
     def image_roots(self) -> list[str]:
         """The folders an inference may read an image from: the store (or DICOMweb cache), the session

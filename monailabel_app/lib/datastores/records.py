@@ -14,13 +14,26 @@ A label file that does not parse (written by another tool, or torn before writes
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
+
 from models.datasets.base import DatasetError
-from models.datasets.store import CaseStore
+from models.datasets.store import MANIFEST, CaseStore
 from models.recorded_gaze import fixations_are_predicted
 from models.schema import Case, CaseError
 
 
 RECORD_READER = "record"  # the reader key of a record's fixations when the label's own are a prediction
+SHARED_CASES = 4096  # Cases :meth:`Records.shared_case` remembers (least recently used dropped first)
+
+
+def _file_facts(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class Records:
@@ -28,6 +41,8 @@ class Records:
 
     def __init__(self, root: str):
         self.store = CaseStore(root)
+        self._shared: OrderedDict[str, tuple[tuple, Case]] = OrderedDict()
+        self._shared_lock = threading.Lock()
 
     def _load(self, image_id: str, prefer_label: bool) -> Case | None:
         try:
@@ -64,6 +79,28 @@ class Records:
     def case(self, image_id: str) -> Case | None:
         """The label (gaze filled from the record) or the record of an image; None for unknown ids."""
         return self.label(image_id) or self._load(image_id, prefer_label=False)
+
+    def shared_case(self, image_id: str) -> Case | None:
+        """:meth:`case`, parsed again only when the label, the record or the manifest changed (three
+        ``stat`` calls instead of reading and validating the JSON: about 1 ms of every inference). The same
+        object goes to every caller, who must not change it: the infer tasks only read its recorded gaze
+        and synthetic flag; anything that edits a Case uses :meth:`case`."""
+        facts = tuple(_file_facts(p) for p in (self.store.label_path(image_id), self.store.record_path(image_id),
+                                                self.store.root / MANIFEST))
+        with self._shared_lock:
+            hit = self._shared.get(image_id)
+            if hit is not None and hit[0] == facts:
+                self._shared.move_to_end(image_id)
+                return hit[1]
+        case = self.case(image_id)
+        if case is None:  # an id the store does not have (yet): asked again next time
+            return None
+        with self._shared_lock:
+            self._shared[image_id] = (facts, case)
+            self._shared.move_to_end(image_id)
+            while len(self._shared) > SHARED_CASES:
+                self._shared.popitem(last=False)
+        return case
 
     def synthetic(self) -> bool:
         try:
