@@ -218,7 +218,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from models.pipeline import Pipeline
+    from models.pipeline import Pipeline, RunOptions
 
     work = Path(args.work).resolve()
     store, models = prepare(work, args.models_dir, args.store)
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     result = {"synthetic": True, "store": str(store), "models": str(models), "images": len(images),
               "image_size": "512 x 512 px phantom radiographs (SYNTHETIC), test split", "repeats": args.repeats,
               "cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-              "parameters": sizes, "goals": {"whole_to_densenet121_224": GOAL_WHOLE, "report_to_densenet121_224": GOAL_REPORT},
+              "parameters": sizes, "report_samples": RunOptions().report_samples, "goals": {"whole_to_densenet121_224": GOAL_WHOLE, "report_to_densenet121_224": GOAL_REPORT},
               "by_threads": {}}
     for t in threads:
         result["by_threads"][str(t)] = bench_threads(pipeline, images, t, args.repeats)
