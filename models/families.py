@@ -179,6 +179,7 @@ CLASSIFIER = ModelFamily(
     name="classifier", task="gaze_classifier", artifact="classifier.pt", kind="classifier",
     sections=classifier_config.SECTIONS, key_metric="val_macro_auc",
     trainer="models.classifier.train:train", predictor="models.classifier.predict:ClassifierPredictor",
+    path_options=("weights",),  # a backbone weight file on the training machine
     description="Gaze-supervised CheXpert-14 classifier: scores, boxes, attention heatmap")
 SCANPATH = ModelFamily(
     name="scanpath", task="scanpath", artifact="scanpath.pt", kind="scanpath",

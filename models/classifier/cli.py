@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from models.argtypes import positive_int
-from models.classifier.config import GAZE_TARGETS, UNCERTAIN_POLICIES
+from models.classifier.config import BACKBONE_STRIDES, GAZE_TARGETS, UNCERTAIN_POLICIES
 from models.families import CLASSIFIER
 
 
@@ -25,7 +25,7 @@ def open_data(path: str):
 
 def _size(text: str) -> int:
     value = positive_int(text)
-    if value % 8:
+    if value % 8:  # the backbone's own stride (16 or 32) is checked with the backbone, by the config
         raise argparse.ArgumentTypeError(f"--size must be a multiple of 8, got {value}")
     return value
 
@@ -50,6 +50,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=d("epochs"))
     p.add_argument("--size", type=_size, default=d("size"), help="model input side in pixels (multiple of 8)")
     p.add_argument("--width", type=positive_int, default=d("width"), help="encoder width (channels of the stem)")
+    p.add_argument("--backbone", choices=tuple(BACKBONE_STRIDES), default=d("backbone"),
+                   help="gazelabel (our small encoder, default) or a torchvision architecture (output stride: "
+                        + ", ".join(f"{k} {v}" for k, v in BACKBONE_STRIDES.items() if k != "gazelabel") + ")")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="backbone weights you downloaded: a torchvision state_dict, a timm checkpoint (.pth, "
+                        ".safetensors) or a torchxrayvision DenseNet checkpoint (default: random init)")
     p.add_argument("--batch-size", type=positive_int, default=d("batch_size"))
     p.add_argument("--lr", type=float, default=d("lr"))
     p.add_argument("--seed", type=int, default=d("seed"))
@@ -60,7 +66,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 GAZE_TERMS = ("gaze_mse", "gaze_kl", "gaze_cc", "gaze_com")
 OPTIONS = ("gaze_weight", "gaze_warmup_epochs", "gaze_target", "contrastive_weight", "box_weight", "uncertain", "epochs",
-           "size", "width", "batch_size", "lr", "seed", "device", "max_images")
+           "size", "width", "backbone", "weights", "batch_size", "lr", "seed", "device", "max_images")
 
 
 def _gaze_terms(text: str) -> dict[str, float]:

@@ -12,6 +12,12 @@ from models.runtime import check_device_name
 from models.vocab import FINDINGS
 
 UNCERTAIN_POLICIES = ("positive", "negative", "ignore")
+# Backbone -> output stride of its feature grid (models.classifier.backbones): "gazelabel" is our own small
+# encoder (models.classifier.network.Encoder); the others are torchvision architectures.
+BACKBONE_STRIDES = {"gazelabel": 8, "densenet121": 32, "resnet50": 16, "convnext_tiny": 32}
+# How images in [0, 1] are scaled for a standard backbone: "auto" = "imagenet", or the weight file's own
+# ("xrv" for torchxrayvision's checkpoints); our own encoder has its fixed scaling.
+INPUT_NORMS = ("auto", "imagenet", "xrv")
 GAZE_TARGETS = ("prior", "all", "positive")
 
 
@@ -20,8 +26,12 @@ class ClassifierConfig:
     """Architecture.
 
     Attributes:
-        size: model input side in pixels (any multiple of 8 works; 224 and 512 are tested).
-        width: channels of the stem; the stages use width x (2, 4, 8).
+        size: model input side in pixels (a multiple of the backbone's stride; 224 and 512 are tested).
+        backbone: "gazelabel" (our small encoder, stride 8) or a torchvision architecture of
+            :data:`BACKBONE_STRIDES` (its weights from a user's file: ``TrainConfig.weights``).
+        input_norm: the input scaling of a standard backbone (:data:`INPUT_NORMS`; training sets it from the
+            weight file).
+        width: channels of our encoder's stem; its stages use width x (2, 4, 8) (unused by other backbones).
         dropout: dropout on pooled per-finding features (also the MC-dropout rate).
         embed_dim: size of the image-report contrastive space (0 = no contrastive head).
         text_dim: size of the frozen text embedding (MiniLM: 384).
@@ -29,6 +39,8 @@ class ClassifierConfig:
     """
 
     size: int = 224
+    backbone: str = "gazelabel"
+    input_norm: str = "auto"
     width: int = 16
     dropout: float = 0.2
     embed_dim: int = 128
@@ -36,10 +48,22 @@ class ClassifierConfig:
     n_findings: int = len(FINDINGS)
 
     def __post_init__(self):
-        if self.size <= 0 or self.size % 8:
-            raise ValueError(f"size must be a positive multiple of 8, got {self.size}")
+        if self.backbone not in BACKBONE_STRIDES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
+        if self.size <= 0 or self.size % self.stride:
+            where = "" if self.backbone == "gazelabel" else f" for {self.backbone}"
+            raise ValueError(f"size must be a positive multiple of {self.stride}{where}, got {self.size}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}")
+        if self.backbone == "gazelabel" and self.input_norm != "auto":
+            raise ValueError("input_norm applies to the standard backbones; the gazelabel encoder has its own scaling")
         if self.width <= 0:
             raise ValueError(f"width must be > 0, got {self.width}")
+
+    @property
+    def stride(self) -> int:
+        """Output stride of the feature grid the attention and the gaze loss live on."""
+        return BACKBONE_STRIDES[self.backbone]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +116,9 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     """Optimisation. ``grad_clip`` 5.0 and ``warmup`` 0.15 are this family's measured settings (the shared
-    loop's knobs, :class:`models.training.LoopConfig`)."""
+    loop's knobs, :class:`models.training.LoopConfig`). ``weights``: a file the user downloaded for the
+    backbone (a torchvision state_dict, a timm checkpoint or a torchxrayvision DenseNet), read once at the
+    start of training; a path on the training machine, so a server never takes it from a request."""
 
     epochs: int = 10
     batch_size: int = 16
@@ -105,6 +131,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     warmup: float = 0.15
     amp: bool = True
+    weights: str | None = None  # a weight file for a standard backbone (models.classifier.backbones)
 
     def __post_init__(self):
         check_device_name(self.device)

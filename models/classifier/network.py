@@ -33,7 +33,7 @@ class ClassifierOutput(NamedTuple):
 
     logits: ``(B, C)`` raw scores (sigmoid -> probability).
     attention: ``(B, C, h, w)`` per-finding spatial softmax over the feature grid (each map sums to 1),
-        ``h = w = size / 8``.
+        ``h = w = size / stride`` (8 for our encoder, :data:`~models.classifier.config.BACKBONE_STRIDES`).
     prior: ``(B, h, w)`` shared attention prior (sums to 1), the map the gaze loss supervises.
     image_embedding: ``(B, E)`` L2-normalised image embedding for InfoNCE, or None without the head.
     """
@@ -91,7 +91,13 @@ class GazeAttentionNet(nn.Module):
         super().__init__()
         self.config = config or ClassifierConfig()
         c = self.config.n_findings
-        self.encoder = Encoder(self.config.width)
+        if self.config.backbone == "gazelabel":
+            self.encoder = Encoder(self.config.width)
+        else:  # a torchvision trunk (models.classifier.backbones); the pooling and heads below are the same
+            from models.classifier.backbones import BackboneEncoder
+
+            norm = "imagenet" if self.config.input_norm == "auto" else self.config.input_norm
+            self.encoder = BackboneEncoder(self.config.backbone, norm)
         d = self.encoder.out_channels
         self.prior_logits = nn.Conv2d(d, 1, 1)
         self.attention_logits = nn.Conv2d(d, c, 1)
@@ -107,13 +113,14 @@ class GazeAttentionNet(nn.Module):
 
     def forward(self, image: torch.Tensor, *, mc_dropout: bool = False) -> ClassifierOutput:
         """Args:
-            image: ``(B, 1, S, S)`` in [0, 1], S a multiple of 8.
+            image: ``(B, 1, S, S)`` in [0, 1], S a multiple of the backbone's stride.
             mc_dropout: keep dropout active even in eval mode (Monte-Carlo dropout sampling).
         """
         if image.ndim != 4 or image.shape[1] != 1:
             raise ValueError(f"expected a (B, 1, S, S) image batch, got shape {tuple(image.shape)}")
-        if image.shape[-1] % OUTPUT_STRIDE or image.shape[-2] % OUTPUT_STRIDE:
-            raise ValueError(f"image sides must be multiples of {OUTPUT_STRIDE}, got {tuple(image.shape[-2:])}")
+        stride = self.config.stride
+        if image.shape[-1] % stride or image.shape[-2] % stride:
+            raise ValueError(f"image sides must be multiples of {stride}, got {tuple(image.shape[-2:])}")
         feats = self.encoder(image)  # (B, D, h, w)
         b, d, h, w = feats.shape
         log_prior = self.prior_logits(feats).flatten(2).log_softmax(-1)  # (B, 1, h*w)

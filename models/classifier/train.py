@@ -8,7 +8,7 @@ atomically, with ``kind="classifier"``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -122,7 +122,18 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
                                              drop_last=len(dataset) > tcfg.batch_size * ctx.world_size)
         text_table = report_embeddings(train_cases, ctx.device) if lcfg.contrastive_weight > 0 else {}
 
-        model = GazeAttentionNet(mcfg).to(ctx.device)
+        state = None
+        if tcfg.weights:  # read before the network: the file decides the input scaling
+            from models.classifier.backbones import input_norm_for, read_backbone_weights
+
+            state, fmt = read_backbone_weights(tcfg.weights, mcfg.backbone)
+            if mcfg.input_norm == "auto":
+                mcfg = replace(mcfg, input_norm=input_norm_for(fmt))
+        model = GazeAttentionNet(mcfg)
+        if state is not None:
+            model.encoder.body.load_state_dict(state, strict=True)
+            say(f"backbone weights: {tcfg.weights} ({fmt} layout, {len(state)} tensors, input scaling {mcfg.input_norm})")
+        model = model.to(ctx.device)
         net = wrap_model(model, ctx)
         criterion = ClassifierLoss(lcfg)
         say(f"training on {len(train_cases)} cases ({source.name}{', SYNTHETIC' if source.synthetic else ''}), "

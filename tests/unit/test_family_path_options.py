@@ -11,7 +11,7 @@ import pytest
 from models.families import FAMILIES
 
 # Text options that are choices among fixed words, not paths (each family's config validates them).
-CHOICES = {"uncertain", "gaze_target", "device", "decoding", "inputs"}
+CHOICES = {"uncertain", "gaze_target", "device", "decoding", "inputs", "backbone", "input_norm"}
 
 
 def text_options(family) -> set[str]:
