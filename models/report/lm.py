@@ -145,10 +145,13 @@ def load_lm(path: str | Path):
 
 
 def ensure_special_tokens(model, tokenizer) -> None:
-    """A foreign LM (``--lm PATH``) gets our ``[SEP]`` marker and a pad token if it lacks them."""
+    """A foreign LM (``--lm PATH``) gets our ``[SEP]`` marker, an end-of-sequence token (every training
+    sentence ends with it, so that generation stops) and a pad token if it lacks them."""
     missing = [t for t in (SEP,) if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    if tokenizer.eos_token is None:
+        tokenizer.add_special_tokens({"eos_token": EOS})
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or PAD
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -181,9 +184,27 @@ def count_parameters(model, trainable_only: bool = False) -> int:
 
 def encode_batch(tokenizer, texts: Sequence[str], max_length: int):
     """Token ids ``(B, T)``, attention mask ``(B, T)`` and labels ``(B, T)`` with -100 on padding and on the
-    prompt (everything up to and including ``[SEP]``), so the loss is on the report only."""
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    ids, mask = enc["input_ids"], enc["attention_mask"]
+    prompt (everything up to and including ``[SEP]``), so the loss is on the report only.
+
+    Each row is ``[BOS] text [EOS]`` whatever the tokenizer's own post-processing: ours adds both, but a
+    GPT-2 / Llama / Qwen2 tokenizer (``--lm PATH``) adds no end-of-sequence token, and an LM that never saw
+    one would never stop a sentence. Rows longer than ``max_length`` lose their end, never their
+    ``[EOS]``; padding is on the right."""
+    import torch
+
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no end-of-sequence token (load foreign LMs with load_lm)")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    head = [bos] if bos is not None else []
+    room = max(1, max_length - len(head) - 1)
+    rows = [head + body[:room] + [eos] for body in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
     labels = ids.clone()
     labels[mask == 0] = -100
     sep = tokenizer.convert_tokens_to_ids(SEP)
