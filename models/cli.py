@@ -27,6 +27,7 @@ COMMANDS = {
     "gaze": ("models.commands.gaze", "Import eye-tracking recordings made elsewhere (gaze import)"),
     "export-sr": ("models.commands.export_sr", "Write a case JSON as a DICOM Structured Report (TID 1500)"),
     "import-sr": ("models.commands.import_sr", "Read a DICOM Structured Report (TID 1500) as a case JSON"),
+    "export-bundle": ("models.commands.export_bundle", "Write a model as a MONAI bundle that `python -m monai.bundle run` executes"),
 }
 ENTRY_POINTS = "gazelabel.commands"
 
