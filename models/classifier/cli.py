@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from models.argtypes import positive_int
+from models.argtypes import nonnegative_int, positive_int
 from models.classifier.config import BACKBONE_STRIDES, GAZE_TARGETS, UNCERTAIN_POLICIES
 from models.families import CLASSIFIER
 
@@ -61,12 +61,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d("seed"))
     p.add_argument("--device", default=d("device"), help="auto, cpu or cuda")
     p.add_argument("--max-images", type=positive_int, default=None, help="train on at most N training cases")
+    p.add_argument("--workers", type=nonnegative_int, default=None,
+                   help="DataLoader worker processes (default 0: decode in the training process)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 GAZE_TERMS = ("gaze_mse", "gaze_kl", "gaze_cc", "gaze_com")
 OPTIONS = ("gaze_weight", "gaze_warmup_epochs", "gaze_target", "contrastive_weight", "box_weight", "uncertain", "epochs",
-           "size", "width", "backbone", "weights", "batch_size", "lr", "seed", "device", "max_images")
+           "size", "width", "backbone", "weights", "workers", "batch_size", "lr", "seed", "device", "max_images")
 
 
 def _gaze_terms(text: str) -> dict[str, float]:

@@ -132,6 +132,7 @@ class TrainConfig:
     warmup: float = 0.15
     amp: bool = True
     weights: str | None = None  # a weight file for a standard backbone (models.classifier.backbones)
+    workers: int = 0  # DataLoader worker processes (models.training.loader_options)
 
     def __post_init__(self):
         check_device_name(self.device)
@@ -140,6 +141,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_images is not None and self.max_images <= 0:
             raise ValueError(f"max_images must be > 0, got {self.max_images}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
 
 
 SECTIONS = {"model": ClassifierConfig, "loss": LossConfig, "train": TrainConfig}

@@ -25,7 +25,7 @@ from models.distributed import DistContext, barrier, cleanup, init_distributed, 
 from models.train_result import TrainResult
 from models.metrics.classification import choose_thresholds, macro_auc, macro_f1
 from models.runtime import seed_everything
-from models.training import LoopConfig, fit
+from models.training import LoopConfig, fit, loader_options
 from models.vocab import FINDINGS
 
 
@@ -119,7 +119,8 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
         generator = torch.Generator().manual_seed(tcfg.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=tcfg.batch_size, shuffle=sampler is None,
                                              sampler=sampler, collate_fn=collate, generator=generator,
-                                             drop_last=len(dataset) > tcfg.batch_size * ctx.world_size)
+                                             drop_last=len(dataset) > tcfg.batch_size * ctx.world_size,
+                                             **loader_options(ctx.device, tcfg.workers))
         text_table = report_embeddings(train_cases, ctx.device) if lcfg.contrastive_weight > 0 else {}
 
         state = None
@@ -134,6 +135,8 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
             model.encoder.body.load_state_dict(state, strict=True)
             say(f"backbone weights: {tcfg.weights} ({fmt} layout, {len(state)} tensors, input scaling {mcfg.input_norm})")
         model = model.to(ctx.device)
+        if ctx.device.type == "cuda":  # convolutions in NHWC: faster cuDNN kernels under bf16 autocast
+            model = model.to(memory_format=torch.channels_last)
         net = wrap_model(model, ctx)
         criterion = ClassifierLoss(lcfg)
         say(f"training on {len(train_cases)} cases ({source.name}{', SYNTHETIC' if source.synthetic else ''}), "

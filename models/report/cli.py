@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from models.argtypes import nonnegative_int
 from models.families import REPORT
 
 
@@ -25,6 +26,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--no-gaze", action="store_true", help="ablation: train the prefix without fixation tokens")
     p.add_argument("--device", default=d("device"), help="auto, cpu or cuda[:N]")
     p.add_argument("--seed", type=int, default=d("seed"))
+    p.add_argument("--workers", type=nonnegative_int, default=None,
+                   help="DataLoader worker processes (default 0: decode in the training process)")
 
 
 def train(args) -> int:
@@ -32,6 +35,8 @@ def train(args) -> int:
 
     options = {"lora_r": args.lora_r, "use_gaze": not args.no_gaze, "device": args.device, "lm_path": args.lm,
                "seed": args.seed, "iu": args.iu}
+    if args.workers is not None:
+        options["workers"] = args.workers
     if args.epochs is not None:
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")

@@ -53,9 +53,12 @@ class ReportConfig:
     grad_clip: float = 1.0
     warmup: float = 0.1
     amp: bool = True
+    workers: int = 0  # DataLoader worker processes of the Gaze2Report stage (models.training.loader_options)
 
     def __post_init__(self):
         check_device_name(self.device)
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.g2r_epochs < 1 or self.lm_epochs < 0 or (self.lm_epochs == 0 and not self.lm_path):
             raise ValueError("lm_epochs must be >= 1 (0 only with lm_path) and g2r_epochs >= 1")
         if self.lora_r < 1:

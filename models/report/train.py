@@ -36,7 +36,7 @@ from models.report.lm import sequence_text
 from models.report.prompt import ReportPlan, plan_from_labels
 from models.report.sentences import ReferenceSentence, read_references, training_pairs
 from models.schema import Case
-from models.training import LoopConfig, fit
+from models.training import LoopConfig, fit, loader_options
 from models.vocab import FINDINGS, REGION_NAMES
 
 LM_DIR = "lm"
@@ -192,7 +192,7 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
     sampler = make_sampler(train_ds, ctx, shuffle=True, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.g2r_batch_size, shuffle=sampler is None, sampler=sampler,
-                        collate_fn=collate, generator=gen)
+                        collate_fn=collate, generator=gen, **loader_options(ctx.device, cfg.workers))
     rng = random.Random(cfg.seed)
 
     def run_batch(batch, train: bool, lm_module, prefix_module):

@@ -75,9 +75,12 @@ class ScanpathTrainConfig:
     grad_clip: float = 1.0
     warmup: float = 0.1
     amp: bool = True
+    workers: int = 0  # DataLoader worker processes (models.training.loader_options)
 
     def __post_init__(self):
         check_device_name(self.device)
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
         for name in ("epochs", "batch_size", "lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -31,7 +31,7 @@ from models.scanpath.losses import scanpath_loss
 from models.scanpath.network import ScanpathNet
 from models.scanpath.paths import reader_paths
 from models.schema import Case, Fixation
-from models.training import LoopConfig, fit
+from models.training import LoopConfig, fit, loader_options
 
 MIN_DURATION_S = 0.01
 
@@ -168,7 +168,8 @@ def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, cfg: Scanp
         val_ds = ScanpathDataset(val_cases, cfg.size, cfg.slots,
                                  text_embeddings=report_embeddings(val_cases) if tcfg.text else None)
     sampler = make_sampler(train_ds, ctx, shuffle=True, seed=tcfg.seed)
-    loader = DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=False)
+    loader = DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=False,
+                        **loader_options(ctx.device, tcfg.workers))
 
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     model = ScanpathNet(cfg).to(ctx.device)
