@@ -76,11 +76,13 @@ def run_condition(stores, gaze_weight: float, seed: int, args) -> dict:
     from models.distributed import DistContext
     from models.runtime import resolve_device
 
-    ckpt = Path(args.work) / f"model_g{gaze_weight}_s{seed}.pt"
+    tag = "" if args.backbone == "gazelabel" else f"_{args.backbone}"
+    ckpt = Path(args.work) / f"model{tag}_g{gaze_weight}_s{seed}.pt"
     configs = {
-        "model": ClassifierConfig(size=args.size, width=args.width),
+        "model": ClassifierConfig(size=args.size, width=args.width, backbone=args.backbone),
         "loss": LossConfig(gaze_weight=gaze_weight, gaze_target=args.gaze_target),
-        "train": TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device="cpu"),
+        "train": TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device="cpu",
+                             weights=args.weights),
     }
     summary = _reusable(ckpt, configs, stores["train"]) if args.reuse else None
     if summary is None:
@@ -216,6 +218,9 @@ def main(argv=None) -> int:
     p.add_argument("--image-size", type=int, default=256, help="phantom image side (px)")
     p.add_argument("--size", type=int, default=128, help="model input side (px)")
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--backbone", default="gazelabel",
+                   help="gazelabel (ours) or densenet121 | resnet50 | convnext_tiny (models.classifier.backbones)")
+    p.add_argument("--weights", default=None, help="a weight file for --backbone (torchvision, timm or torchxrayvision)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
