@@ -185,12 +185,13 @@ SCANPATH = ModelFamily(
     name="scanpath", task="scanpath", artifact="scanpath.pt", kind="scanpath",
     sections=scanpath_config.SECTIONS, key_metric="val_loss",
     trainer="models.scanpath.train:train", predictor="models.scanpath.predict:ScanpathPredictor",
+    path_options=("weights",),  # a backbone weight file on the training machine
     description="Scanpath predictor: ordered fixations (x, y, duration) with sampling")
 REPORT = ModelFamily(
     name="report", task="report", artifact="report", kind=report_config.KIND, checkpoint_name=report_config.CHECKPOINT_NAME,
     sections=report_config.SECTIONS, key_metric="gaze2report_val_loss",
     trainer="models.report.train:train", predictor="models.report.generate:ReportGenerator",
-    runtime_imports=("transformers", "peft"), path_options=("lm_path",),
+    runtime_imports=("transformers", "peft"), path_options=("lm_path", "weights"),
     description="Gaze-conditioned report with evidence links (sentences -> findings, boxes, fixations)")
 
 VQA = ModelFamily(

@@ -26,6 +26,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--no-gaze", action="store_true", help="ablation: train the prefix without fixation tokens")
     p.add_argument("--device", default=d("device"), help="auto, cpu or cuda[:N]")
     p.add_argument("--seed", type=int, default=d("seed"))
+    p.add_argument("--backbone", default=None, choices=("gazelabel", "densenet121", "resnet50", "convnext_tiny"),
+                   help="image encoder of the visual tokens: gazelabel (our CNN, default) or a torchvision trunk")
+    p.add_argument("--weights", default=None, metavar="FILE", help="weights for --backbone (as for the classifier)")
     p.add_argument("--workers", type=nonnegative_int, default=None,
                    help="DataLoader worker processes (default 0: decode in the training process)")
 
@@ -35,8 +38,9 @@ def train(args) -> int:
 
     options = {"lora_r": args.lora_r, "use_gaze": not args.no_gaze, "device": args.device, "lm_path": args.lm,
                "seed": args.seed, "iu": args.iu}
-    if args.workers is not None:
-        options["workers"] = args.workers
+    for key in ("workers", "backbone", "weights"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     if args.epochs is not None:
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")

@@ -54,11 +54,20 @@ class ReportConfig:
     warmup: float = 0.1
     amp: bool = True
     workers: int = 0  # DataLoader worker processes of the Gaze2Report stage (models.training.loader_options)
+    backbone: str = "gazelabel"  # the visual tokens' image encoder: our CNN or a standard backbone
+    weights: str | None = None  # a weight file for that backbone (models.classifier.backbones)
 
     def __post_init__(self):
         check_device_name(self.device)
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        from models.classifier.config import BACKBONE_STRIDES
+
+        if self.backbone not in BACKBONE_STRIDES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
+        if self.image_size % BACKBONE_STRIDES[self.backbone] and self.backbone != "gazelabel":
+            raise ValueError(f"image_size must be a multiple of {BACKBONE_STRIDES[self.backbone]} for {self.backbone}, "
+                             f"got {self.image_size}")
         if self.g2r_epochs < 1 or self.lm_epochs < 0 or (self.lm_epochs == 0 and not self.lm_path):
             raise ValueError("lm_epochs must be >= 1 (0 only with lm_path) and g2r_epochs >= 1")
         if self.lora_r < 1:

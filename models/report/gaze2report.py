@@ -33,6 +33,8 @@ class PrefixConfig:
     radius_fraction: float = 0.125  # fixation-patch edge radius, fraction of image_size
     lm_hidden: int = 128
     dropout: float = 0.1
+    backbone: str = "gazelabel"  # our small CNN, or a standard backbone (models.classifier.backbones)
+    input_norm: str = "auto"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +83,13 @@ class Gaze2ReportPrefix(nn.Module):
     def __init__(self, config: PrefixConfig):
         super().__init__()
         self.config = c = config
-        self.encoder = ImageEncoder(c.dim)
+        if c.backbone == "gazelabel":
+            self.encoder = ImageEncoder(c.dim)
+        else:  # a torchvision trunk, then a 1x1 projection to the node width (grids pooled to c.grid below)
+            from models.classifier.backbones import BackboneEncoder
+
+            trunk = BackboneEncoder(c.backbone, "imagenet" if c.input_norm == "auto" else c.input_norm)
+            self.encoder = nn.Sequential(trunk, nn.Conv2d(trunk.out_channels, c.dim, 1))
         self.patch_pos = nn.Parameter(torch.zeros(c.grid * c.grid, c.dim))
         nn.init.normal_(self.patch_pos, std=0.02)
         self.fixation = FixationEmbedding(c.dim, c.max_fixations)

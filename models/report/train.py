@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -141,7 +141,7 @@ def prefix_config(cfg: ReportConfig, lm_hidden: int):
     from models.report.gaze2report import PrefixConfig
 
     return PrefixConfig(image_size=cfg.image_size, grid=max(cfg.image_size // 16, 1), prefix_tokens=cfg.prefix_tokens,
-                        lm_hidden=lm_hidden)
+                        lm_hidden=lm_hidden, backbone=cfg.backbone)
 
 
 def lm_hidden_size(model) -> int:
@@ -182,7 +182,16 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
 
     device = ctx.device
     peft_lm, targets = attach_lora(lm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-    prefix = Gaze2ReportPrefix(prefix_config(cfg, lm_hidden_size(lm))).to(device)
+    pcfg, state = prefix_config(cfg, lm_hidden_size(lm)), None
+    if cfg.weights:  # the visual tokens' backbone weights; the file decides the input scaling
+        from models.classifier.backbones import input_norm_for, read_backbone_weights
+
+        state, fmt = read_backbone_weights(cfg.weights, cfg.backbone)
+        pcfg = replace(pcfg, input_norm=input_norm_for(fmt))
+    prefix = Gaze2ReportPrefix(pcfg)
+    if state is not None:
+        prefix.encoder[0].body.load_state_dict(state, strict=True)
+    prefix = prefix.to(device)
     peft_lm.to(device)
     lm_net, prefix_net = wrap_model(peft_lm, ctx), wrap_model(prefix, ctx)
     params = [p for p in peft_lm.parameters() if p.requires_grad] + list(prefix.parameters())

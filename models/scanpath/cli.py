@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from models.argtypes import nonnegative_int
+from models.classifier.config import BACKBONE_STRIDES
 from models.families import SCANPATH
 from models.scanpath.config import DECODINGS
 
@@ -43,13 +44,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=SCANPATH.default("seed"))
     p.add_argument("--device", default=SCANPATH.default("device"), help="auto, cpu, cuda (torchrun for several GPUs)")
     p.add_argument("--max-images", type=int, default=None, help="train on at most N training images")
+    p.add_argument("--backbone", default=None, choices=tuple(BACKBONE_STRIDES),
+                   help="image encoder: gazelabel (our CNN, default) or a torchvision trunk, as for the classifier")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights for --backbone (a torchvision state_dict, timm checkpoint or torchxrayvision DenseNet)")
     p.add_argument("--workers", type=nonnegative_int, default=None,
                    help="DataLoader worker processes (default 0: decode in the training process)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
 
 
 OPTIONS = ("epochs", "size", "slots", "decoding", "mixtures", "batch_size", "lr", "l1_weight", "text", "seed",
-           "device", "max_images", "workers")
+           "device", "max_images", "workers", "backbone", "weights")
 
 
 def _check_positive(args, *names: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from models.classifier.config import BACKBONE_STRIDES, INPUT_NORMS
 from models.runtime import check_device_name
 
 DECODINGS = ("autoregressive", "parallel")
@@ -21,6 +22,9 @@ class ScanpathConfig:
         slots: K, the maximum number of fixations predicted (longer human paths are truncated).
         d_model, heads, encoder_layers, decoder_layers, ff: transformer sizes.
         channels: CNN widths; each stage halves the resolution, so memory is ``size / 2**len(channels)`` square.
+        backbone: "gazelabel" (that CNN) or a standard backbone of the classifier's
+            (``models.classifier.backbones``: densenet121, resnet50, convnext_tiny), its grid ``size / stride``;
+            ``input_norm`` its input scaling ("auto" = ImageNet's; training sets it from a weight file).
         text_dim: report-embedding size (384 for MiniLM), 0 = no text conditioning (set by ``text``).
         decoding: "autoregressive" or "parallel" (see ``models.scanpath.network``).
         mixtures: Gaussian components of the x, y head (1 = a single Gaussian).
@@ -40,6 +44,8 @@ class ScanpathConfig:
     decoding: str = "autoregressive"
     mixtures: int = 3
     duration_prior: float = 0.3
+    backbone: str = "gazelabel"
+    input_norm: str = "auto"
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -49,8 +55,24 @@ class ScanpathConfig:
             raise ValueError(f"mixtures must be >= 1, got {self.mixtures}")
         if self.slots < 2:
             raise ValueError(f"slots must be >= 2, got {self.slots}")
-        if self.size <= 0 or self.size % (2 ** len(self.channels)):
-            raise ValueError(f"size {self.size} must be divisible by {2 ** len(self.channels)} (one halving per CNN stage)")
+        if self.backbone not in BACKBONE_STRIDES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
+        if self.input_norm not in INPUT_NORMS or (self.backbone == "gazelabel" and self.input_norm != "auto"):
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)} (auto for the gazelabel CNN), "
+                             f"got {self.input_norm!r}")
+        if self.size <= 0 or self.size % self.stride:
+            why = "one halving per CNN stage" if self.backbone == "gazelabel" else f"the {self.backbone} stride"
+            raise ValueError(f"size {self.size} must be divisible by {self.stride} ({why})")
+
+    @property
+    def stride(self) -> int:
+        """Image pixels per memory-grid cell."""
+        return 2 ** len(self.channels) if self.backbone == "gazelabel" else BACKBONE_STRIDES[self.backbone]
+
+    @property
+    def grid(self) -> int:
+        """Side of the square memory grid."""
+        return self.size // self.stride
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -76,6 +98,7 @@ class ScanpathTrainConfig:
     warmup: float = 0.1
     amp: bool = True
     workers: int = 0  # DataLoader worker processes (models.training.loader_options)
+    weights: str | None = None  # a weight file for a standard backbone (models.classifier.backbones)
 
     def __post_init__(self):
         check_device_name(self.device)

@@ -58,18 +58,24 @@ def fourier_xy(fix: torch.Tensor, bands: int = 8, freqs: torch.Tensor | None = N
 
 
 class ImageEncoder(nn.Module):
-    """``(B, 1, S, S)`` image -> ``(B, (S/2^n)^2, d_model)`` memory tokens (CNN + transformer encoder)."""
+    """``(B, 1, S, S)`` image -> ``(B, (S/stride)^2, d_model)`` memory tokens (CNN + transformer encoder)."""
 
     def __init__(self, cfg: ScanpathConfig):
         super().__init__()
-        layers, c_in = [], 1
-        for c in cfg.channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU(),
-                       nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU()]
-            c_in = c
-        self.cnn = nn.Sequential(*layers)
+        if cfg.backbone == "gazelabel":
+            layers, c_in = [], 1
+            for c in cfg.channels:
+                layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU(),
+                           nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU()]
+                c_in = c
+            self.cnn = nn.Sequential(*layers)
+        else:  # a torchvision trunk, as under the classifier (its weights: ScanpathTrainConfig.weights)
+            from models.classifier.backbones import BackboneEncoder
+
+            self.cnn = BackboneEncoder(cfg.backbone, "imagenet" if cfg.input_norm == "auto" else cfg.input_norm)
+            c_in = self.cnn.out_channels
         self.proj = nn.Linear(c_in, cfg.d_model)
-        side = cfg.size // 2 ** len(cfg.channels)
+        side = cfg.grid
         self.register_buffer("pos", sincos_2d(side, side, cfg.d_model), persistent=False)
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.encoder_layers, enable_nested_tensor=False)
@@ -113,7 +119,7 @@ class ScanpathNet(nn.Module):
             self.head.bias[m * 2 : m * 4] = -3.0  # initial x, y std ~0.2 of the image
             self.head.bias[m * 5] = math.log(cfg.duration_prior)
             self.head.bias[m * 5 + 1] = -1.0
-        side = cfg.size // 2 ** len(cfg.channels)
+        side = cfg.grid
         centres = (torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).flip(-1) + 0.5) / side
         self.register_buffer("token_centres", centres.reshape(-1, 2).float(), persistent=False)  # (T, 2) x, y
         self.cell = 1.0 / side

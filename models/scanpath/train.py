@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -172,7 +172,17 @@ def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, cfg: Scanp
                         **loader_options(ctx.device, tcfg.workers))
 
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
-    model = ScanpathNet(cfg).to(ctx.device)
+    state = None
+    if tcfg.weights:  # a standard backbone's weights; the file decides the input scaling
+        from models.classifier.backbones import input_norm_for, read_backbone_weights
+
+        state, fmt = read_backbone_weights(tcfg.weights, cfg.backbone)
+        if cfg.input_norm == "auto":
+            cfg = replace(cfg, input_norm=input_norm_for(fmt))
+    model = ScanpathNet(cfg)
+    if state is not None:
+        model.encoder.cnn.body.load_state_dict(state, strict=True)
+    model = model.to(ctx.device)
     torch.manual_seed(tcfg.seed + ctx.rank)
     net = wrap_model(model, ctx)
     parallel = cfg.decoding == "parallel"
