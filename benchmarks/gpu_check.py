@@ -14,7 +14,6 @@ depends on a GPU; tests run this script on the CPU at a small size.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
@@ -34,6 +33,7 @@ def _peak(device) -> dict:
 
 def main(argv=None) -> int:
     from models.argtypes import nonnegative_int, positive_int
+    from models.files import atomic_json
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
@@ -86,10 +86,8 @@ def main(argv=None) -> int:
         memory = ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k.startswith("peak"))
         print(f"{name:10s} 1 epoch, {n_train} images at {args.size} px on {device}: {seconds:.1f} s, "
               f"{row['images_per_s']:.1f} images/s, {memory}", flush=True)
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
-    print(f"wrote {path}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {atomic_json(args.json, out)}")  # strict JSON, written atomically
     return 0
 
 
