@@ -31,7 +31,7 @@ import numpy as np
 
 from models.gaze import fixation_heatmap
 from models.imaging import LoadedImage, read_image
-from models.report.config import INFERENCE_SAMPLES, MAX_INFERENCE_SAMPLES
+from models.report.config import INFERENCE_SAMPLES, check_samples
 from models.schema import MAX_QUESTION_CHARS, Case, Fixation, ImageRef, Prediction, Source
 
 FAMILY_ORDER = ("classifier", "scanpath", "report", "vqa")
@@ -69,9 +69,7 @@ class RunOptions:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.mc_samples < 0:
             raise ValueError(f"mc_samples must be >= 0, got {self.mc_samples}")
-        if isinstance(self.report_samples, bool) or not isinstance(self.report_samples, int) \
-                or not 0 <= self.report_samples <= MAX_INFERENCE_SAMPLES:
-            raise ValueError(f"report_samples must be an integer in 0..{MAX_INFERENCE_SAMPLES}, got {self.report_samples!r}")
+        check_samples(self.report_samples, "report_samples")
         if self.report_mode not in REPORT_MODES:
             raise ValueError(f"report_mode must be one of {', '.join(REPORT_MODES)}, got {self.report_mode!r}")
         if self.gaze not in GAZE_CHOICES:

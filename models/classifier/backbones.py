@@ -257,5 +257,15 @@ def input_norm_for(fmt: str) -> str:
     return "xrv" if fmt == "xrv" else "imagenet"
 
 
+def training_weights(path: str | Path | None, backbone: str, input_norm: str = "auto") -> tuple[dict | None, str, str]:
+    """What a family's training reads before it builds its network: ``(state, format, input_norm)`` of the
+    weight file ``path`` (:func:`read_backbone_weights`), ``input_norm`` resolved from the file's format when
+    "auto"; ``(None, "", input_norm)`` without a file."""
+    if not path:
+        return None, "", input_norm
+    state, fmt = read_backbone_weights(path, backbone)
+    return state, fmt, input_norm_for(fmt) if input_norm == "auto" else input_norm
+
+
 __all__ = ["BackboneEncoder", "HEADS", "INPUT_NORMS", "NORMALISATION", "WEIGHT_FORMATS", "WeightsError", "build_body",
-           "detect_format", "input_norm_for", "load_backbone_weights", "read_backbone_weights"]
+           "detect_format", "input_norm_for", "load_backbone_weights", "read_backbone_weights", "training_weights"]

@@ -18,6 +18,16 @@ BACKBONE_STRIDES = {"gazelabel": 8, "densenet121": 32, "resnet50": 16, "convnext
 # How images in [0, 1] are scaled for a standard backbone: "auto" = "imagenet", or the weight file's own
 # ("xrv" for torchxrayvision's checkpoints); our own encoder has its fixed scaling.
 INPUT_NORMS = ("auto", "imagenet", "xrv")
+
+
+def check_backbone(backbone: str, input_norm: str = "auto") -> None:
+    """The backbone and input-scaling options every family's config shares; ValueError names the option."""
+    if backbone not in BACKBONE_STRIDES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {backbone!r}")
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+    if backbone == "gazelabel" and input_norm != "auto":
+        raise ValueError("input_norm applies to the standard backbones; the gazelabel encoder has its own scaling")
 GAZE_TARGETS = ("prior", "all", "positive")
 
 
@@ -48,15 +58,10 @@ class ClassifierConfig:
     n_findings: int = len(FINDINGS)
 
     def __post_init__(self):
-        if self.backbone not in BACKBONE_STRIDES:
-            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
+        check_backbone(self.backbone, self.input_norm)
         if self.size <= 0 or self.size % self.stride:
             where = "" if self.backbone == "gazelabel" else f" for {self.backbone}"
             raise ValueError(f"size must be a positive multiple of {self.stride}{where}, got {self.size}")
-        if self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {self.input_norm!r}")
-        if self.backbone == "gazelabel" and self.input_norm != "auto":
-            raise ValueError("input_norm applies to the standard backbones; the gazelabel encoder has its own scaling")
         if self.width <= 0:
             raise ValueError(f"width must be > 0, got {self.width}")
 

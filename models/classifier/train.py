@@ -123,13 +123,10 @@ def train_classifier(source: CaseSource, out: str | Path, *, model_config: Class
                                              **loader_options(ctx.device, tcfg.workers))
         text_table = report_embeddings(train_cases, ctx.device) if lcfg.contrastive_weight > 0 else {}
 
-        state = None
-        if tcfg.weights:  # read before the network: the file decides the input scaling
-            from models.classifier.backbones import input_norm_for, read_backbone_weights
+        from models.classifier.backbones import training_weights
 
-            state, fmt = read_backbone_weights(tcfg.weights, mcfg.backbone)
-            if mcfg.input_norm == "auto":
-                mcfg = replace(mcfg, input_norm=input_norm_for(fmt))
+        state, fmt, norm = training_weights(tcfg.weights, mcfg.backbone, mcfg.input_norm)  # before the network:
+        mcfg = replace(mcfg, input_norm=norm)  # the file decides the input scaling
         model = GazeAttentionNet(mcfg)
         if state is not None:
             model.encoder.body.load_state_dict(state, strict=True)

@@ -61,10 +61,9 @@ class ReportConfig:
         check_device_name(self.device)
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
-        from models.classifier.config import BACKBONE_STRIDES
+        from models.classifier.config import BACKBONE_STRIDES, check_backbone
 
-        if self.backbone not in BACKBONE_STRIDES:
-            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
+        check_backbone(self.backbone)
         if self.image_size % BACKBONE_STRIDES[self.backbone] and self.backbone != "gazelabel":
             raise ValueError(f"image_size must be a multiple of {BACKBONE_STRIDES[self.backbone]} for {self.backbone}, "
                              f"got {self.image_size}")
@@ -82,6 +81,14 @@ class ReportConfig:
 # more (RunOptions.report_samples, params.report_samples).
 INFERENCE_SAMPLES = 0
 MAX_INFERENCE_SAMPLES = 8
+
+
+def check_samples(samples, name: str = "samples") -> int:
+    """A sample budget in 0..MAX_INFERENCE_SAMPLES (not a bool); ValueError names ``name`` otherwise."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_INFERENCE_SAMPLES:
+        raise ValueError(f"{name} must be an integer in 0..{MAX_INFERENCE_SAMPLES} (seeded samples of a refused "
+                         f"sentence), got {samples!r}")
+    return samples
 
 KIND = "report"  # checkpoint kind
 CHECKPOINT_NAME = "report.pt"  # the checkpoint inside the published report/ folder (next to lm/)

@@ -34,7 +34,7 @@ from models.report import templates
 from models.report.evidence import unit_evidence
 from models.report.lm import sequence_text
 from models.decision import DecisionRule
-from models.report.config import INFERENCE_SAMPLES, MAX_INFERENCE_SAMPLES
+from models.report.config import INFERENCE_SAMPLES, check_samples
 from models.report.prompt import ReportPlan, build_plan
 from models.schema import Box, Fixation, Report
 
@@ -62,13 +62,6 @@ def _check_fixations(fixations) -> list[Fixation]:
         if not isinstance(f, Fixation):
             raise ValueError(f"fixations[{i}]: expected a models.schema.Fixation, got {type(f).__name__}")
     return out
-
-
-def _check_samples(samples, name: str) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_INFERENCE_SAMPLES:
-        raise ValueError(f"{name} must be an integer in 0..{MAX_INFERENCE_SAMPLES} (seeded samples of a refused "
-                         f"sentence), got {samples!r}")
-    return samples
 
 
 class _MemoLabeler:
@@ -121,7 +114,7 @@ class ReportGenerator:
         self.device = device
         self.scanpath_predictor = scanpath_predictor
         self.info = info or {}
-        self.samples = INFERENCE_SAMPLES if samples is None else _check_samples(samples, "samples")
+        self.samples = INFERENCE_SAMPLES if samples is None else check_samples(samples)
         self.sample_temperature, self.seed = sample_temperature, seed
 
     # ------------------------------------------------------------------ loading
@@ -271,7 +264,7 @@ class ReportGenerator:
         from models.report.decoding import Row
         from models.report.lm import decode_sentence
 
-        n_attempts = 1 + (self.samples if samples is None else _check_samples(samples, "samples"))
+        n_attempts = 1 + (self.samples if samples is None else check_samples(samples))
         controls = list(dict.fromkeys(u.control for u in units))  # units with the same control share a prompt
         decode = self._decoder(backend, [self._control_ids(c) for c in controls], prefix_tokens, max_new_tokens)
         texts: list[list[str | None]] = [[None] * n_attempts for _ in units]

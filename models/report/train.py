@@ -182,13 +182,11 @@ def train_gaze2report(lm, tokenizer, train_cases: Sequence[Case], val_cases: Seq
 
     device = ctx.device
     peft_lm, targets = attach_lora(lm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-    pcfg, state = prefix_config(cfg, lm_hidden_size(lm)), None
-    if cfg.weights:  # the visual tokens' backbone weights; the file decides the input scaling
-        from models.classifier.backbones import input_norm_for, read_backbone_weights
+    from models.classifier.backbones import training_weights
 
-        state, fmt = read_backbone_weights(cfg.weights, cfg.backbone)
-        pcfg = replace(pcfg, input_norm=input_norm_for(fmt))
-    prefix = Gaze2ReportPrefix(pcfg)
+    pcfg = prefix_config(cfg, lm_hidden_size(lm))
+    state, _, norm = training_weights(cfg.weights, cfg.backbone, pcfg.input_norm)  # the file decides the scaling
+    prefix = Gaze2ReportPrefix(replace(pcfg, input_norm=norm))
     if state is not None:
         prefix.encoder[0].body.load_state_dict(state, strict=True)
     prefix = prefix.to(device)

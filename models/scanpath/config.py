@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from models.classifier.config import BACKBONE_STRIDES, INPUT_NORMS
+from models.classifier.config import BACKBONE_STRIDES, check_backbone
 from models.runtime import check_device_name
 
 DECODINGS = ("autoregressive", "parallel")
@@ -55,11 +55,7 @@ class ScanpathConfig:
             raise ValueError(f"mixtures must be >= 1, got {self.mixtures}")
         if self.slots < 2:
             raise ValueError(f"slots must be >= 2, got {self.slots}")
-        if self.backbone not in BACKBONE_STRIDES:
-            raise ValueError(f"backbone must be one of {', '.join(BACKBONE_STRIDES)}, got {self.backbone!r}")
-        if self.input_norm not in INPUT_NORMS or (self.backbone == "gazelabel" and self.input_norm != "auto"):
-            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)} (auto for the gazelabel CNN), "
-                             f"got {self.input_norm!r}")
+        check_backbone(self.backbone, self.input_norm)
         if self.size <= 0 or self.size % self.stride:
             why = "one halving per CNN stage" if self.backbone == "gazelabel" else f"the {self.backbone} stride"
             raise ValueError(f"size {self.size} must be divisible by {self.stride} ({why})")

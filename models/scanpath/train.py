@@ -172,13 +172,10 @@ def train_scanpath(train_cases: Sequence[Case], out_path: str | Path, cfg: Scanp
                         **loader_options(ctx.device, tcfg.workers))
 
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
-    state = None
-    if tcfg.weights:  # a standard backbone's weights; the file decides the input scaling
-        from models.classifier.backbones import input_norm_for, read_backbone_weights
+    from models.classifier.backbones import training_weights
 
-        state, fmt = read_backbone_weights(tcfg.weights, cfg.backbone)
-        if cfg.input_norm == "auto":
-            cfg = replace(cfg, input_norm=input_norm_for(fmt))
+    state, _, norm = training_weights(tcfg.weights, cfg.backbone, cfg.input_norm)  # the file decides the scaling
+    cfg = replace(cfg, input_norm=norm)
     model = ScanpathNet(cfg)
     if state is not None:
         model.encoder.cnn.body.load_state_dict(state, strict=True)

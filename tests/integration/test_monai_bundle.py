@@ -105,6 +105,9 @@ def test_export_refuses_what_it_cannot_bundle(bundles, tmp_path, capsys):
     _, models_dir, out = bundles
     assert main(["export-bundle", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "b")]) == 2
     assert "no such model" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["export-bundle", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "j")]) == 2
+    assert "not a GazeLabel model" in capsys.readouterr().err
     assert main(["export-bundle", str(models_dir / "classifier.pt"), "--out", str(out["classifier"])]) == 2
     assert "not empty" in capsys.readouterr().err
     lonely = tmp_path / "lonely"
